@@ -1,0 +1,31 @@
+"""Shared test configuration: markers for GPU and real-data tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    no_gpu = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(no_gpu)
+
+
+@pytest.fixture
+def real_data_dir() -> Path:
+    """The real datasets (``ATTNKIT_DATA_DIR``); skips the test when it is not set (CI sets it)."""
+    root = os.environ.get("ATTNKIT_DATA_DIR")
+    if not root or not Path(root).is_dir():
+        pytest.skip("ATTNKIT_DATA_DIR is not set to a folder with the real datasets")
+    return Path(root)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test in its own working directory so run folders never collide."""
+    monkeypatch.chdir(tmp_path)
