@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+# Resolve a relative ATTNKIT_DATA_DIR once, before tests change directory.
+if os.environ.get("ATTNKIT_DATA_DIR"):
+    os.environ["ATTNKIT_DATA_DIR"] = str(Path(os.environ["ATTNKIT_DATA_DIR"]).resolve())
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     no_gpu = pytest.mark.skip(reason="needs CUDA")

@@ -1,0 +1,3 @@
+"""attnkit.audio.quality."""
+
+__all__: list[str] = []

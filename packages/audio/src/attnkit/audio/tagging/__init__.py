@@ -1,0 +1,3 @@
+"""attnkit.audio.tagging."""
+
+__all__: list[str] = []
