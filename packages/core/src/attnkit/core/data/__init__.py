@@ -1,0 +1,28 @@
+"""Dataset registry, cache directory and verified downloads."""
+
+from attnkit.core.data.download import download, sha256sum
+from attnkit.core.data.registry import (
+    Dataset,
+    DatasetUnavailableError,
+    RemoteFile,
+    data_root,
+    dataset_dir,
+    fetch,
+    get_dataset,
+    register,
+    registered,
+)
+
+__all__ = [
+    "Dataset",
+    "DatasetUnavailableError",
+    "RemoteFile",
+    "data_root",
+    "dataset_dir",
+    "download",
+    "fetch",
+    "get_dataset",
+    "register",
+    "registered",
+    "sha256sum",
+]
