@@ -1,3 +1,34 @@
-"""attnkit.audio.quality."""
+"""attnkit.audio.quality: NISQA speech quality prediction (model, converter, features, data, task)."""
 
-__all__: list[str] = []
+from attnkit.audio.quality import registry as _registry  # noqa: F401  (registers the datasets)
+from attnkit.audio.quality.convert import (
+    CheckpointError,
+    convert_state_dict,
+    load_nisqa_checkpoint,
+    pretrained_checkpoint,
+)
+from attnkit.audio.quality.features import AudioTooLongError, AudioTooShortError, NISQAFeatures, pad_segments
+from attnkit.audio.quality.model import DIMENSIONS, NISQA, AdaptCNN, PoolAttFF, nisqa_dim, nisqa_mos_only
+from attnkit.audio.quality.model_tts import NISQATTS
+from attnkit.audio.quality.predict import QualityPrediction, SpeechQualityModel, check_waveform
+
+__all__ = [
+    "DIMENSIONS",
+    "NISQA",
+    "NISQATTS",
+    "AdaptCNN",
+    "AudioTooLongError",
+    "AudioTooShortError",
+    "CheckpointError",
+    "NISQAFeatures",
+    "PoolAttFF",
+    "QualityPrediction",
+    "SpeechQualityModel",
+    "check_waveform",
+    "convert_state_dict",
+    "load_nisqa_checkpoint",
+    "nisqa_dim",
+    "nisqa_mos_only",
+    "pad_segments",
+    "pretrained_checkpoint",
+]

@@ -1,13 +1,107 @@
-"""``attnkit-audio quality``."""
+"""``attnkit-audio quality FILE_OR_DIR [--csv out.csv]``: NISQA speech quality of audio files."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import sys
+from pathlib import Path
 from typing import Any
+
+__all__ = ["add_quality_parser", "run_quality"]
 
 
 def add_quality_parser(sub: Any) -> None:
     """Register the ``quality`` sub-command."""
-    p: argparse.ArgumentParser = sub.add_parser("quality", help="predict speech quality (NISQA)")
-    p.add_argument("path")
-    p.set_defaults(func=lambda a: (_ for _ in ()).throw(NotImplementedError("quality: not built yet")))
+    p: argparse.ArgumentParser = sub.add_parser(
+        "quality", help="predict speech quality (NISQA: MOS, noisiness, discontinuity, coloration, loudness)",
+        description="Predict speech quality with NISQA. Weights (CC BY-NC-SA 4.0) are not shipped: "
+                    "they are read from <ATTNKIT_DATA_DIR>/nisqa-weights/, from --weights, or "
+                    "downloaded with --download.",
+    )
+    p.add_argument("path", nargs="+", help="audio file(s) or folder(s) (searched recursively)")
+    p.add_argument("--csv", type=Path, default=None, help="write the results to this CSV file")
+    p.add_argument("--model", default="nisqa", choices=["nisqa", "nisqa_mos_only", "nisqa_tts"],
+                   help="released checkpoint to use (default: nisqa = MOS + 4 dimensions)")
+    p.add_argument("--weights", type=Path, default=None, help="checkpoint file (overrides --model)")
+    p.add_argument("--download", action="store_true",
+                   help="download missing released weights from the authors (shows the licence)")
+    p.add_argument("--data-root", default=None,
+                   help="data root (default: ATTNKIT_DATA_DIR or ~/.cache/attnkit)")
+    p.add_argument("--channel", default="error",
+                   help="multi-channel files: 'error' (default), 'mean' (average, as the original NISQA) "
+                        "or a channel index")
+    p.add_argument("--batch-size", type=int, default=16, help="files per forward pass")
+    p.add_argument("--skip-errors", action="store_true",
+                   help="report unreadable / too short / too long files and go on instead of stopping")
+    p.set_defaults(func=run_quality)
+
+
+def _channel(value: str) -> str | int:
+    if value in ("error", "mean"):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(
+            f"attnkit-audio quality: --channel must be 'error', 'mean' or an integer, got {value!r}"
+        ) from None
+
+
+def run_quality(args: argparse.Namespace) -> int:
+    """Run the ``quality`` command; exit status 0 ok, 1 some files failed, 2 stopped on an error."""
+    from attnkit.audio.io import AudioFileError, list_audio_files
+    from attnkit.audio.quality.predict import QualityPrediction, SpeechQualityModel
+
+    files: list[Path] = []
+    for raw in args.path:
+        p = Path(raw)
+        if p.is_dir():
+            found = list_audio_files(p)
+            if not found:
+                print(f"error: {p}: contains no audio files", file=sys.stderr)
+                return 2
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            print(f"error: {p}: no such file or folder", file=sys.stderr)
+            return 2
+    opts: dict[str, Any] = {"channel": _channel(args.channel), "batch_size": args.batch_size}
+    try:
+        if args.weights is not None:
+            model = SpeechQualityModel.from_checkpoint(args.weights, **opts)
+        else:
+            model = SpeechQualityModel.from_pretrained(
+                args.model, root=args.data_root, download=args.download, **opts
+            )
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    names = list(model.output_names)
+    rows: list[dict[str, Any]] = []
+    failed = 0
+    try:
+        for f, r in zip(files, model.iter_files(files, skip_errors=args.skip_errors), strict=True):
+            if isinstance(r, QualityPrediction):
+                row = {"file": str(f), **{k: f"{v:.4f}" for k, v in r.scores.items()},
+                       "duration_s": f"{r.duration_s:.3f}", "sample_rate": r.sample_rate, "error": ""}
+            else:
+                failed += 1
+                row = {"file": str(f), **dict.fromkeys(names, ""), "duration_s": "", "sample_rate": "",
+                       "error": str(r)}
+                print(f"error: {r}", file=sys.stderr)
+            rows.append(row)
+            if not row["error"]:
+                print(f"{f}\t" + "\t".join(f"{k}={row[k]}" for k in names))
+    except (AudioFileError, ValueError) as e:
+        print(f"error: {e}\n(use --skip-errors to go on past bad files)", file=sys.stderr)
+        return 2
+    if args.csv is not None:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        with args.csv.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["file", *names, "duration_s", "sample_rate", "error"])
+            w.writeheader()
+            w.writerows(rows)
+        print(f"wrote {len(rows)} rows to {args.csv}", file=sys.stderr)
+    return 1 if failed else 0

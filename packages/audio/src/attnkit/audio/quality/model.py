@@ -1,0 +1,214 @@
+"""NISQA (Mittag et al., Interspeech 2021): framewise CNN, self-attention over time, attention pooling.
+
+The layer order, normalisations and dropout positions follow the original code (github
+gabrielmittag/NISQA, ``NISQA_lib.py``) so that the released weights load through
+:mod:`attnkit.audio.quality.convert` and give the same predictions:
+
+* :class:`AdaptCNN` on every ``(1, 48, 15)`` log-mel segment: six 3x3 conv + BatchNorm + ReLU blocks with
+  adaptive max pooling to ``(24, 7)``, ``(12, 5)`` and ``(6, 3)``; the last conv collapses time -> 384
+  features.
+* Time dependency: ``Linear(384, 64)`` -> ``LayerNorm`` -> two post-norm encoder layers
+  (:class:`attnkit.core.TransformerEncoderLayer`, one head, ReLU feed-forward 64 -> 64 -> 64), padded
+  segments masked with :class:`attnkit.core.KeyPaddingMask`. No positional encoding.
+* One :class:`PoolAttFF` head per output (MOS, then noisiness, discontinuity, coloration, loudness).
+  Outputs are not squashed: they may leave ``[1, 5]``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnkit.core import KeyPaddingMask, TransformerEncoder, TransformerEncoderLayer, attention
+
+__all__ = ["DIMENSIONS", "NISQA", "AdaptCNN", "PoolAttFF", "nisqa_dim", "nisqa_mos_only"]
+
+#: Output order of the NISQA_DIM checkpoint (``nisqa.tar``): overall MOS, noisiness, discontinuity,
+#: coloration, loudness.
+DIMENSIONS: tuple[str, ...] = ("mos", "noi", "dis", "col", "loud")
+
+
+class AdaptCNN(nn.Module):
+    """NISQA's framewise CNN with adaptive max pooling.
+
+    Args:
+        channels: output channels of conv1, conv2 and conv3..6.
+        pools: adaptive max-pool output sizes after conv1, conv2 and conv4.
+        dropout: ``Dropout2d`` rate (after pool2, conv3, pool3 and conv5, as in the original).
+
+    Shapes:
+        ``(N, 1, n_mels, seg_length) -> (N, channels[2] * pools[2][0])``.
+
+    """
+
+    def __init__(self, channels: tuple[int, int, int] = (16, 32, 64),
+                 pools: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] = ((24, 7), (12, 5), (6, 3)),
+                 dropout: float = 0.2) -> None:
+        super().__init__()
+        c1, c2, c3 = channels
+        self.pools = tuple(tuple(p) for p in pools)
+        self.conv1 = nn.Conv2d(1, c1, 3, padding=1)
+        self.conv2 = nn.Conv2d(c1, c2, 3, padding=1)
+        self.conv3 = nn.Conv2d(c2, c3, 3, padding=1)
+        self.conv4 = nn.Conv2d(c3, c3, 3, padding=1)
+        self.conv5 = nn.Conv2d(c3, c3, 3, padding=1)
+        self.conv6 = nn.Conv2d(c3, c3, (3, self.pools[2][1]), padding=(1, 0))
+        for i, c in enumerate((c1, c2, c3, c3, c3, c3), start=1):
+            self.add_module(f"bn{i}", nn.BatchNorm2d(c))
+        self.dropout = nn.Dropout2d(dropout)
+        self.out_dim = c3 * self.pools[2][0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, 1, M, S) -> (N, out_dim)``."""
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.adaptive_max_pool2d(x, self.pools[0])
+        x = F.relu(self.bn2(self.conv2(x)))
+        x = self.dropout(F.adaptive_max_pool2d(x, self.pools[1]))
+        x = self.dropout(F.relu(self.bn3(self.conv3(x))))
+        x = F.relu(self.bn4(self.conv4(x)))
+        x = self.dropout(F.adaptive_max_pool2d(x, self.pools[2]))
+        x = self.dropout(F.relu(self.bn5(self.conv5(x))))
+        x = F.relu(self.bn6(self.conv6(x)))
+        return x.flatten(1)
+
+
+class PoolAttFF(nn.Module):
+    """Attention pooling over time followed by a linear output (NISQA's ``PoolAttFF``).
+
+    The weight of step ``t`` is ``softmax_t(w2 . relu(W1 x_t))``; this is attention with the learned query
+    ``w2`` over keys ``relu(W1 x_t)`` and values ``x_t`` (scale 1), computed by
+    :func:`attnkit.core.attention`.
+    ``linear2``'s bias is kept for checkpoint compatibility; it cancels in the softmax.
+
+    Args:
+        embed_dim: width ``D`` of the sequence.
+        hidden_dim: width of the score MLP.
+        dropout: dropout on the score MLP's hidden layer.
+
+    Shapes:
+        ``x (B, L, D)``, ``lengths (B,)`` -> ``(B, 1)``.
+
+    """
+
+    def __init__(self, embed_dim: int = 64, hidden_dim: int = 128, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.linear1 = nn.Linear(embed_dim, hidden_dim)
+        self.linear2 = nn.Linear(hidden_dim, 1)
+        self.linear3 = nn.Linear(embed_dim, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, x: Tensor, lengths: Tensor, *, return_weights: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Pool ``(B, L, D)`` with valid lengths ``(B,)`` to one score per item ``(B, 1)``."""
+        keys = self.dropout(F.relu(self.linear1(x))).unsqueeze(1)  # (B, 1, L, H)
+        query = self.linear2.weight.view(1, 1, 1, -1).expand(x.shape[0], 1, 1, -1)
+        mask = KeyPaddingMask(lengths.to(x.device))
+        if return_weights:
+            pooled, w = attention(query, keys, x.unsqueeze(1), mask, scale=1.0, backend="math",
+                                  return_weights=True)
+        else:
+            pooled, w = attention(query, keys, x.unsqueeze(1), mask, scale=1.0), None
+        out = self.linear3(pooled.reshape(x.shape[0], -1))
+        return (out, w.view(x.shape[0], -1)) if return_weights else out
+
+
+class NISQA(nn.Module):
+    """NISQA speech quality model: log-mel segments -> per-output quality scores.
+
+    Args:
+        output_names: one attention-pooling head per name (default: MOS + four dimensions, ``DIMENSIONS``).
+        cnn_channels: AdaptCNN channels.
+        cnn_pools: AdaptCNN adaptive pooling sizes (the first size's mel axis must not exceed ``n_mels``).
+        cnn_dropout: AdaptCNN ``Dropout2d`` rate.
+        embed_dim: self-attention width.
+        num_heads: attention heads.
+        num_layers: encoder layers.
+        ffn_dim: feed-forward hidden width.
+        dropout: dropout in the encoder (residual branches, feed-forward, attention weights).
+        pool_hidden: hidden width of each attention-pooling head.
+        pool_dropout: dropout in the pooling heads.
+        backend: attention backend of the encoder (see :func:`attnkit.core.attention`).
+
+    Shapes:
+        ``segments (B, L, 1, n_mels, seg_length)`` (zero-padded beyond ``lengths``), ``lengths (B,)``
+        -> ``(B, len(output_names))``.
+
+    """
+
+    def __init__(
+        self,
+        output_names: tuple[str, ...] | list[str] = DIMENSIONS,
+        *,
+        cnn_channels: tuple[int, int, int] = (16, 32, 64),
+        cnn_pools: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] = ((24, 7), (12, 5), (6, 3)),
+        cnn_dropout: float = 0.2,
+        embed_dim: int = 64,
+        num_heads: int = 1,
+        num_layers: int = 2,
+        ffn_dim: int = 64,
+        dropout: float = 0.1,
+        pool_hidden: int = 128,
+        pool_dropout: float = 0.0,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        if not output_names:
+            raise ValueError("output_names is empty; NISQA needs at least one output (e.g. ['mos'])")
+        self.output_names = tuple(output_names)
+        self.cnn = AdaptCNN(tuple(cnn_channels), tuple(tuple(p) for p in cnn_pools), cnn_dropout)  # type: ignore[arg-type]
+        self.proj = nn.Linear(self.cnn.out_dim, embed_dim)
+        self.norm = nn.LayerNorm(embed_dim)
+        layer = TransformerEncoderLayer(embed_dim, num_heads, ffn_dim, dropout=dropout, activation="relu",
+                                        norm_first=False, backend=backend)  # type: ignore[arg-type]
+        self.encoder = TransformerEncoder(layer, num_layers, final_norm=False)
+        self.heads = nn.ModuleList(
+            [PoolAttFF(embed_dim, pool_hidden, pool_dropout) for _ in self.output_names]
+        )
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Xavier-uniform matrices of the time-dependency block, as the original initialises it."""
+        for m in (self.proj, self.encoder):
+            for p in m.parameters():
+                if p.dim() > 1:
+                    nn.init.xavier_uniform_(p)
+
+    def frame_features(self, segments: Tensor, lengths: Tensor) -> Tensor:
+        """Run the CNN on valid segments only: ``(B, L, 1, M, S) -> (B, L, cnn.out_dim)`` (zeros beyond)."""
+        b, seq = segments.shape[:2]
+        valid = torch.arange(seq, device=segments.device)[None, :] < lengths.to(segments.device)[:, None]
+        feats = self.cnn(segments[valid])
+        out = feats.new_zeros(b, seq, feats.shape[-1])
+        out[valid] = feats
+        return out
+
+    def encode(self, segments: Tensor, lengths: Tensor) -> Tensor:
+        """Segments to time-dependent features ``(B, L, embed_dim)``."""
+        x = self.norm(self.proj(self.frame_features(segments, lengths)))
+        x, _ = self.encoder(x, KeyPaddingMask(lengths.to(x.device)))
+        return x
+
+    def forward(self, segments: Tensor, lengths: Tensor) -> Tensor:
+        """Scores ``(B, len(output_names))`` from padded ``segments (B, L, 1, M, S)`` and ``lengths (B,)``."""
+        if segments.dim() == 4:
+            segments = segments.unsqueeze(2)
+        if segments.dim() != 5:
+            raise ValueError(f"segments must be (B, L, 1, n_mels, seg_length), got {tuple(segments.shape)}")
+        lengths = lengths.long()
+        if (lengths < 1).any() or int(lengths.max()) > segments.shape[1]:
+            raise ValueError(f"lengths must lie in [1, {segments.shape[1]}], got {lengths.tolist()}")
+        x = self.encode(segments, lengths)
+        return torch.cat([head(x, lengths) for head in self.heads], dim=1)
+
+
+def nisqa_dim() -> NISQA:
+    """NISQA_DIM as released (``nisqa.tar``): MOS, noisiness, discontinuity, coloration, loudness."""
+    return NISQA(DIMENSIONS)
+
+
+def nisqa_mos_only() -> NISQA:
+    """NISQA (MOS only) as released (``nisqa_mos_only.tar``)."""
+    return NISQA(("mos",))

@@ -1,0 +1,78 @@
+"""``attnkit-audio quality FILE_OR_DIR [--csv]`` end to end on tiny files with exported random weights."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from attnkit.audio.cli import main
+from attnkit.audio.quality import NISQA, SpeechQualityModel
+from attnkit.audio.quality.convert import export_nisqa_checkpoint
+
+
+@pytest.fixture
+def weights(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    return export_nisqa_checkpoint(NISQA().eval(), tmp_path / "w" / "nisqa.tar")
+
+
+def _write(path: Path, sr: int, seconds: float, channels: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(len(path.name))
+    x = (0.1 * rng.standard_normal((int(sr * seconds), channels))).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x, sr)
+    return x
+
+
+def test_folder_to_csv(tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path / "in" / "a.wav", 16000, 0.5)
+    _write(tmp_path / "in" / "sub" / "b.flac", 8000, 0.4)
+    rc = main(
+        ["quality", str(tmp_path / "in"), "--weights", str(weights), "--csv", str(tmp_path / "out.csv")]
+    )
+    assert rc == 0
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert [Path(r["file"]).name for r in rows] == ["a.wav", "b.flac"]
+    assert list(rows[0]) == ["file", "mos", "noi", "dis", "col", "loud", "duration_s", "sample_rate", "error"]
+    want = SpeechQualityModel.from_checkpoint(weights).predict_file(tmp_path / "in" / "a.wav")
+    assert float(rows[0]["mos"]) == pytest.approx(want.mos, abs=1e-4)
+    assert rows[1]["sample_rate"] == "8000"
+    assert "a.wav\tmos=" in capsys.readouterr().out
+
+
+def test_bad_files_stop_or_skip(tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path / "in" / "a.wav", 16000, 0.5)
+    _write(tmp_path / "in" / "short.wav", 16000, 0.05)
+    _write(tmp_path / "in" / "stereo.wav", 16000, 0.5, channels=2)
+    (tmp_path / "in" / "fake.wav").write_bytes(b"RIFF....garbage")
+    rc = main(["quality", str(tmp_path / "in"), "--weights", str(weights)])
+    assert rc == 2
+    assert "fake.wav: not a readable audio file" in capsys.readouterr().err
+    out = tmp_path / "r.csv"
+    rc = main(
+        ["quality", str(tmp_path / "in"), "--weights", str(weights), "--skip-errors", "--csv", str(out)]
+    )
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "short.wav: too short for NISQA" in err and "stereo.wav: has 2 channels" in err
+    rows = {Path(r["file"]).name: r for r in csv.DictReader(out.open())}
+    assert rows["a.wav"]["error"] == "" and rows["a.wav"]["mos"]
+    assert "too short" in rows["short.wav"]["error"] and rows["short.wav"]["mos"] == ""
+    rc = main(
+        ["quality", str(tmp_path / "in" / "stereo.wav"), "--weights", str(weights), "--channel", "mean"]
+    )
+    assert rc == 0
+
+
+def test_missing_inputs_and_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["quality", str(tmp_path / "nope.wav")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    _write(tmp_path / "a.wav", 16000, 0.5)
+    assert main(["quality", str(tmp_path / "a.wav"), "--data-root", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "nisqa.tar is missing" in err and "CC BY-NC-SA 4.0" in err and "--download" in err
