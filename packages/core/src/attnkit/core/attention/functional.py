@@ -37,6 +37,8 @@ _BACKENDS = ("auto", "math", "sdpa", "flex")
 FLEX_MIN_LENGTH = 1024
 
 _recorders: list[list[str]] = []
+#: (q.shape, k.shape) for which "auto" picked flex and it failed; "auto" uses sdpa for them from then on.
+_flex_failed: set[tuple[torch.Size, torch.Size]] = set()
 
 
 class BackendUnavailableError(RuntimeError):
@@ -52,6 +54,7 @@ def record_backends() -> Iterator[list[str]]:
         ...     _ = attention(q, k, v)
         >>> used
         ['sdpa']
+
     """
     used: list[str] = []
     _recorders.append(used)
@@ -69,26 +72,41 @@ def _note(backend: str, why: str) -> None:
 
 
 def choose_backend(
-    q: Tensor, k: Tensor, mask: Mask | None, *, return_weights: bool = False, dropout: float = 0.0
+    q: Tensor,
+    k: Tensor,
+    mask: Mask | None,
+    *,
+    return_weights: bool = False,
+    dropout: float = 0.0,
+    bias: Tensor | None = None,
 ) -> tuple[str, str]:
-    """The backend ``"auto"`` runs for these inputs, and why."""
+    """Return the backend ``"auto"`` runs for these inputs, and why.
+
+    Rules, in order: weights requested -> ``math``; a structured sparse mask (sliding window, document,
+    causal with ``Lq != Lk``, or an ``&`` with one of those) on keys of length >= :data:`FLEX_MIN_LENGTH`,
+    no dropout, no bias, and FlexAttention available (compiled on CPU: float32/16/bf16) -> ``flex``;
+    everything else -> ``sdpa`` (a pure causal mask lowered to ``is_causal``).
+    """
     if return_weights:
         return "math", "attention weights requested: only the math backend returns them"
-    if q.dtype == torch.float64 and not q.is_cuda:
-        # SDPA's fused CPU kernel handles float64 too, but the math path is the documented reference.
-        return "sdpa", "float64 on CPU"
     lk = k.shape[-2]
     if (
         mask is not None
         and mask.structured_sparse
         and dropout == 0.0
+        and bias is None
         and lk >= FLEX_MIN_LENGTH
         and not mask.is_causal(q.shape[-2], lk)
+        and (q.shape, k.shape) not in _flex_failed
     ):
         from attnkit.core.attention import flex
 
         if flex.is_available(q):
             return "flex", f"structured sparse mask {mask!r} at Lk={lk}"
+    if q.dtype == torch.float64 and not q.is_cuda:
+        return "sdpa", "float64 on CPU"
+    if bias is not None:
+        return "sdpa", "additive bias as a float attn_mask"
     if mask is None:
         return "sdpa", "no mask"
     if mask.is_causal(q.shape[-2], lk):
@@ -116,9 +134,28 @@ def _row_valid(dense: Tensor) -> Tensor:
     return dense.any(dim=-1, keepdim=True)
 
 
-def _math(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None, dropout: float, scale: float) -> tuple[Tensor, Tensor]:
+def _check_bias(bias: Tensor, q: Tensor, k: Tensor) -> None:
+    if not bias.is_floating_point():
+        raise TypeError(
+            f"attention bias must be a float tensor added to the scores, got {bias.dtype}; for a boolean "
+            "mask pass mask=... (True = attend)"
+        )
+    target = (q.shape[0], q.shape[1], q.shape[-2], k.shape[-2])
+    if bias.dim() != 4 or any(b not in (1, t) for b, t in zip(bias.shape, target, strict=True)):
+        raise ValueError(
+            f"attention bias of shape {tuple(bias.shape)} does not broadcast to (B, H, Lq, Lk) = {target}; "
+            "give it 4 dims, e.g. bias.view(1, H, Lq, Lk)"
+        )
+
+
+def _math(
+    q: Tensor, k: Tensor, v: Tensor, mask: Mask | None, dropout: float, scale: float,
+    bias: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     lq, lk = q.shape[-2], k.shape[-2]
     scores = torch.matmul(q, k.transpose(-2, -1)) * scale
+    if bias is not None:
+        scores = scores + bias
     if mask is not None:
         dense = mask.dense(lq, lk, q.device)
         scores = scores.masked_fill(~dense, float("-inf"))
@@ -133,19 +170,25 @@ def _math(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None, dropout: float, sc
     return torch.matmul(p, v), weights
 
 
-def _sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None, dropout: float, scale: float) -> Tensor:
+def _sdpa(
+    q: Tensor, k: Tensor, v: Tensor, mask: Mask | None, dropout: float, scale: float,
+    bias: Tensor | None = None,
+) -> Tensor:
     lq, lk = q.shape[-2], k.shape[-2]
     if mask is None:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scale)
-    if mask.is_causal(lq, lk):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=scale)
+    if bias is None and mask.is_causal(lq, lk):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=scale)
     dense = mask.dense(lq, lk, q.device)
     valid = _row_valid(dense)
-    if bool(valid.all()):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=dense, dropout_p=dropout, scale=scale)
+    all_valid = bool(valid.all())
     # Fully masked rows: let them attend everywhere (finite forward and backward), then zero them.
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=dense | ~valid, dropout_p=dropout, scale=scale)
-    return out * valid.to(out.dtype)
+    allowed = dense if all_valid else dense | ~valid
+    attn_mask: Tensor = allowed
+    if bias is not None:
+        attn_mask = bias.masked_fill(~allowed, float("-inf"))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, scale=scale)
+    return out if all_valid else out * valid.to(out.dtype)
 
 
 def attention(
@@ -158,6 +201,7 @@ def attention(
     scale: float | None = None,
     backend: Backend = "auto",
     return_weights: bool = False,
+    bias: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Scaled dot-product attention over ``(B, H, L, D)`` tensors.
 
@@ -171,12 +215,17 @@ def attention(
         scale: score scale; defaults to ``1 / sqrt(D)``.
         backend: ``"auto"``, ``"math"``, ``"sdpa"`` or ``"flex"``.
         return_weights: also return the attention weights ``(B, H, Lq, Lk)`` (runs ``"math"``).
+        bias: additive float bias on the scaled scores, 4-D and broadcastable to ``(B, H, Lq, Lk)``
+            (e.g. :class:`~attnkit.core.layers.RelativePositionBias`): ``softmax(q k^T * scale + bias)``.
+            ``math`` adds it, ``sdpa`` passes it as a float ``attn_mask`` (masked positions set to ``-inf``),
+            ``flex`` reads it in a ``score_mod``. Gradients flow into it on every backend.
 
     Returns:
         The output ``(B, H, Lq, Dv)``, or ``(output, weights)`` when ``return_weights``.
 
     Raises:
         BackendUnavailableError: the requested backend cannot run these inputs.
+
     """
     if backend not in _BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; choose one of {', '.join(_BACKENDS)}")
@@ -190,8 +239,11 @@ def attention(
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     s = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
 
+    if bias is not None:
+        _check_bias(bias, q, k)
+
     if backend == "auto":
-        chosen, why = choose_backend(q, k, m, return_weights=return_weights, dropout=dropout)
+        chosen, why = choose_backend(q, k, m, return_weights=return_weights, dropout=dropout, bias=bias)
     else:
         chosen, why = backend, "requested"
         if return_weights and backend != "math":
@@ -201,16 +253,33 @@ def attention(
 
     if chosen == "math":
         _note("math", why)
-        out, w = _math(q, k, v, m, dropout, s)
+        out, w = _math(q, k, v, m, dropout, s, bias)
         return (out, w) if return_weights else out
     if chosen == "sdpa":
         _note("sdpa", why)
-        return _sdpa(q, k, v, m, dropout, s)
+        return _sdpa(q, k, v, m, dropout, s, bias)
     from attnkit.core.attention import flex
 
     if dropout > 0:
-        raise BackendUnavailableError("backend 'flex' does not support attention dropout; use 'sdpa' or 'math'")
-    if not flex.is_available(q):
-        raise BackendUnavailableError(f"backend 'flex' is unavailable here: {flex.unavailable_reason(q)}")
+        raise BackendUnavailableError(
+            "backend 'flex' does not support attention dropout; use 'sdpa' or 'math'"
+        )
+    reason = flex.unavailable_reason(q)
+    if reason is not None:
+        raise BackendUnavailableError(f"backend 'flex' is unavailable here: {reason}")
+    try:
+        out = flex.flex_attention_call(q, k, v, m, s, bias)
+    except Exception as e:  # compilation problems surface here (inductor codegen, recompile limit)
+        if backend == "flex":
+            raise BackendUnavailableError(
+                f"backend 'flex' failed for q {tuple(q.shape)} {q.dtype}, k {tuple(k.shape)}, mask {m!r}: "
+                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} -- use backend='sdpa', or "
+                "attnkit.core.attention.flex.eager_mode() to debug"
+            ) from e
+        _flex_failed.add((q.shape, k.shape))
+        log.warning("attention: 'auto' picked flex but it failed (%s: %s); using sdpa for these shapes",
+                    type(e).__name__, e)
+        _note("sdpa", "flex failed for these shapes")
+        return _sdpa(q, k, v, m, dropout, s, bias)
     _note("flex", why)
-    return flex.flex_attention_call(q, k, v, m, s)
+    return out

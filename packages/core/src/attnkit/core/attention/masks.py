@@ -61,11 +61,11 @@ class Mask:
         return False
 
     def dense(self, lq: int, lk: int, device: torch.device | str | None = None) -> Tensor:
-        """A boolean tensor broadcastable to ``(B, H, Lq, Lk)``; ``True`` = attend."""
+        """Return a boolean tensor broadcastable to ``(B, H, Lq, Lk)``; ``True`` = attend."""
         raise NotImplementedError
 
     def mask_mod(self) -> MaskMod:
-        """A FlexAttention ``mask_mod(b, h, q_idx, kv_idx) -> bool``."""
+        """Return a FlexAttention ``mask_mod(b, h, q_idx, kv_idx) -> bool``."""
         raise NotImplementedError
 
     def batch_size(self) -> int | None:
@@ -73,7 +73,7 @@ class Mask:
         return None
 
     def cache_key(self) -> tuple[Any, ...] | None:
-        """A hashable key identifying the mask's pattern for BlockMask caching, or ``None``."""
+        """Return a hashable key identifying the mask's pattern for BlockMask caching, or ``None``."""
         return None
 
     def _positions(self, lq: int, lk: int, device: torch.device | str | None) -> tuple[Tensor, Tensor]:
@@ -134,6 +134,7 @@ class SlidingWindowMask(Mask):
         window: window size ``w >= 1``. Non-causal: query ``i`` sees keys with ``|i - j| < w``.
             Causal: query ``i`` sees keys ``i - w < j <= i`` (itself and the ``w - 1`` before it).
         causal: also forbid attending to the future.
+
     """
 
     structured_sparse = True
@@ -174,6 +175,7 @@ class KeyPaddingMask(Mask):
     Args:
         valid: either lengths ``(B,)`` (keys ``j < length[b]`` are valid) or a boolean ``(B, Lk)``
             tensor with ``True`` for valid (non-padded) keys.
+
     """
 
     batch_independent = False
@@ -239,6 +241,7 @@ class DocumentMask(Mask):
     Args:
         query_ids: document id per query position ``(B, Lq)`` (or ``(Lq,)``).
         key_ids: document id per key position; defaults to ``query_ids`` (self-attention).
+
     """
 
     batch_independent = False
@@ -329,10 +332,10 @@ class _Combined(Mask):
         if b1 is not None and b2 is not None and b1 != b2:
             raise ValueError(f"cannot combine masks for batch sizes {b1} and {b2}")
 
-    def batch_size(self) -> int | None:  # noqa: D102
+    def batch_size(self) -> int | None:
         return self.left.batch_size() or self.right.batch_size()
 
-    def cache_key(self) -> tuple[Any, ...] | None:  # noqa: D102
+    def cache_key(self) -> tuple[Any, ...] | None:
         a, b = self.left.cache_key(), self.right.cache_key()
         if a is None or b is None:
             return None

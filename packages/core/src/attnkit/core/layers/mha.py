@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from attnkit.core.attention import Backend, Mask, attention
+from attnkit.core.layers.positional import RelativePositionBias, RotaryEmbedding
 
 __all__ = ["MultiHeadAttention"]
 
@@ -30,10 +31,13 @@ class MultiHeadAttention(nn.Module):
         out_proj: project the concatenated heads back to ``embed_dim`` (default ``True``).
         scale: score scale (default ``1 / sqrt(head_dim)``).
         backend: attention backend, see :func:`~attnkit.core.attention.attention`.
+        rotary: a :class:`RotaryEmbedding` applied to per-head queries and keys (RoPE).
+        relative_bias: a :class:`RelativePositionBias` added to the scores (Shaw et al. clipped distances).
 
     Shapes:
         query ``(B, Lq, D)``, key/value ``(B, Lk, kdim)``, output ``(B, Lq, D)``; weights
         ``(B, H, Lq, Lk)`` when requested.
+
     """
 
     def __init__(
@@ -50,6 +54,8 @@ class MultiHeadAttention(nn.Module):
         out_proj: bool = True,
         scale: float | None = None,
         backend: Backend = "auto",
+        rotary: RotaryEmbedding | None = None,
+        relative_bias: RelativePositionBias | None = None,
     ) -> None:
         super().__init__()
         if head_dim is None:
@@ -79,6 +85,16 @@ class MultiHeadAttention(nn.Module):
         self.out_proj: nn.Module = nn.Linear(vv, embed_dim, bias=bias) if out_proj else nn.Identity()
         if not out_proj and vv != embed_dim:
             raise ValueError("out_proj=False needs num_heads * value_head_dim == embed_dim")
+        if rotary is not None and rotary.head_dim != head_dim:
+            raise ValueError(
+                f"rotary was built for head_dim={rotary.head_dim} but this layer has head_dim={head_dim}"
+            )
+        if relative_bias is not None and relative_bias.num_heads != num_heads:
+            raise ValueError(
+                f"relative_bias has {relative_bias.num_heads} heads but this layer has num_heads={num_heads}"
+            )
+        self.rotary = rotary
+        self.relative_bias = relative_bias
 
     def _split(self, x: Tensor, d: int) -> Tensor:
         b, n, _ = x.shape
@@ -109,6 +125,7 @@ class MultiHeadAttention(nn.Module):
         *,
         need_weights: bool = False,
         rotary: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
+        bias: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Attend from ``query`` to ``key`` (itself when ``None``).
 
@@ -117,19 +134,29 @@ class MultiHeadAttention(nn.Module):
             key: ``(B, Lk, kdim)`` for cross-attention; keys and values share this input.
             mask: a Mask or bool tensor, ``True`` = attend.
             need_weights: also return per-head weights ``(B, H, Lq, Lk)`` (runs the math backend).
-            rotary: optional function applied to per-head ``(q, k)`` before attention (e.g. RoPE).
+            rotary: optional function applied to per-head ``(q, k)`` before attention, instead of the
+                layer's own ``rotary`` module.
+            bias: additive float score bias broadcastable to ``(B, H, Lq, Lk)``, added to the layer's
+                ``relative_bias`` if it has one.
 
         Returns:
             ``(output (B, Lq, D), weights or None)``.
+
         """
         q, k, v = self.project(query, key)
-        if rotary is not None:
-            q, k = rotary(q, k)
+        rot = rotary if rotary is not None else self.rotary
+        if rot is not None:
+            q, k = rot(q, k)
+        if self.relative_bias is not None:
+            rb = self.relative_bias(q.shape[-2], k.shape[-2]).to(q.dtype)
+            bias = rb if bias is None else bias + rb
         p = self.dropout if self.training else 0.0
         if need_weights:
-            out, w = attention(q, k, v, mask, dropout=p, scale=self.scale, backend="math", return_weights=True)
+            out, w = attention(q, k, v, mask, dropout=p, scale=self.scale, backend="math",
+                               return_weights=True, bias=bias)
         else:
-            out, w = attention(q, k, v, mask, dropout=p, scale=self.scale, backend=self.backend), None
+            out = attention(q, k, v, mask, dropout=p, scale=self.scale, backend=self.backend, bias=bias)
+            w = None
         assert isinstance(out, Tensor)
         b, _, lq, _ = out.shape
         out = out.transpose(1, 2).reshape(b, lq, self.num_heads * self.value_head_dim)

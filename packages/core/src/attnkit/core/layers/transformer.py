@@ -53,6 +53,7 @@ class TransformerEncoderLayer(nn.Module):
         bias: biases in projections.
         layer_norm_eps: LayerNorm epsilon.
         backend: attention backend.
+
     """
 
     def __init__(
@@ -102,9 +103,11 @@ class TransformerEncoder(nn.Module):
         layer: the layer to clone ``num_layers`` times.
         num_layers: depth.
         final_norm: add a LayerNorm after the stack (default: when the layer is pre-norm).
+
     """
 
-    def __init__(self, layer: TransformerEncoderLayer, num_layers: int, final_norm: bool | None = None) -> None:
+    def __init__(self, layer: TransformerEncoderLayer, num_layers: int,
+                 final_norm: bool | None = None) -> None:
         super().__init__()
         self.layers = nn.ModuleList([copy.deepcopy(layer) for _ in range(num_layers)])
         use_norm = layer.norm_first if final_norm is None else final_norm

@@ -1,0 +1,248 @@
+"""Attention blocks for feature maps ``(B, C, H, W)`` -- and ``(B, C, D, H, W)`` volumes.
+
+Every block flattens the spatial dimensions to tokens, so all of them accept any number of spatial
+dimensions (2D images, 3D volumes); convolutions 1x1 are written as per-token linear maps and batch
+norms as ``BatchNorm1d`` over ``(B, C, N)``, which compute exactly what ``Conv2d(1x1)`` /
+``BatchNorm2d`` (or their 3D versions) would.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnkit.core.attention import Backend, attention
+from attnkit.core.layers.mha import MultiHeadAttention
+from attnkit.core.layers.positional import sinusoidal_table
+
+__all__ = [
+    "ChannelAttention2d",
+    "CrossAttentionGate2d",
+    "PositionalEncoding2d",
+    "SpatialSelfAttention2d",
+    "sinusoidal_grid",
+]
+
+
+def sinusoidal_grid(channels: int, sizes: tuple[int, ...], *, base: float = 10000.0,
+                    device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Return the fixed N-d sinusoidal encoding ``(C, *sizes)``.
+
+    The channels are split evenly between the spatial axes (``2 * (C // (2 n))`` each, axis order as in
+    ``sizes``); each block is the 1-D sinusoidal table of that axis broadcast over the others; left-over
+    channels are zero. For 2D this is the encoding of U-Transformer / DETR-style sine embeddings.
+    """
+    nd = len(sizes)
+    per = 2 * (channels // (2 * nd))
+    if per == 0:
+        raise ValueError(f"{channels} channels are too few for a {nd}-D positional encoding; "
+                         f"need >= {2 * nd}")
+    parts = []
+    for axis, n in enumerate(sizes):
+        t = sinusoidal_table(n, per, base=base, device=device, dtype=dtype).t()  # (per, n)
+        shape = [per] + [1] * nd
+        shape[1 + axis] = n
+        parts.append(t.reshape(shape).expand(per, *sizes))
+    grid = torch.cat(parts, dim=0)
+    if grid.shape[0] < channels:
+        grid = torch.cat([grid, grid.new_zeros(channels - grid.shape[0], *sizes)], dim=0)
+    return grid
+
+
+class PositionalEncoding2d(nn.Module):
+    """Adds a fixed sinusoidal encoding of the spatial position to ``(B, C, H, W)`` (or ``(B, C, D, H, W)``).
+
+    Args:
+        channels: ``C``.
+        base: wavelength base.
+
+    """
+
+    def __init__(self, channels: int, *, base: float = 10000.0) -> None:
+        super().__init__()
+        self.channels, self.base = channels, base
+        self._cache: dict[tuple[object, ...], Tensor] = {}
+
+    def grid(self, sizes: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+        """Return the encoding ``(C, *sizes)`` (cached per size, device and dtype)."""
+        key = (sizes, str(device), dtype)
+        g = self._cache.get(key)
+        if g is None:
+            g = sinusoidal_grid(self.channels, sizes, base=self.base, device=device, dtype=dtype)
+            self._cache[key] = g
+        return g
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, *S) -> (B, C, *S)``."""
+        if x.dim() < 3 or x.shape[1] != self.channels:
+            raise ValueError(f"PositionalEncoding2d({self.channels}) expects (B, {self.channels}, H, W), got "
+                             f"{tuple(x.shape)}")
+        return x + self.grid(tuple(x.shape[2:]), x.device, x.dtype)
+
+
+def _tokens(x: Tensor) -> Tensor:
+    """``(B, C, *S) -> (B, N, C)``."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def _untokens(t: Tensor, like: Tensor) -> Tensor:
+    """``(B, N, C) -> (B, C, *S)`` with the spatial shape of ``like``."""
+    return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], *like.shape[2:])
+
+
+class SpatialSelfAttention2d(nn.Module):
+    """Multi-head self-attention over all positions of a feature map (U-Transformer's MHSA).
+
+    ``y = x + MHA(x + PE)`` on the ``H * W`` tokens (without the residual when ``residual=False``).
+
+    Args:
+        channels: ``C`` (the token width).
+        num_heads: heads.
+        positional: add :class:`PositionalEncoding2d` before attending.
+        residual: add the input to the output.
+        dropout: attention dropout.
+        backend: attention backend.
+
+    Shapes:
+        ``(B, C, H, W) -> (B, C, H, W)``; 3D ``(B, C, D, H, W)`` works the same.
+
+    """
+
+    def __init__(self, channels: int, num_heads: int = 1, *, positional: bool = True, residual: bool = True,
+                 dropout: float = 0.0, backend: Backend = "auto") -> None:
+        super().__init__()
+        self.pos = PositionalEncoding2d(channels) if positional else None
+        self.attn = MultiHeadAttention(channels, num_heads, dropout=dropout, backend=backend)
+        self.residual = residual
+
+    def forward_with_weights(self, x: Tensor, need_weights: bool = True) -> tuple[Tensor, Tensor | None]:
+        """Like :meth:`forward`, also returning weights ``(B, heads, N, N)``, ``N = H * W``."""
+        h = self.pos(x) if self.pos is not None else x
+        out, w = self.attn(_tokens(h), need_weights=need_weights)
+        y = _untokens(out, x)
+        return (x + y if self.residual else y), w
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, *S) -> (B, C, *S)``."""
+        return self.forward_with_weights(x, need_weights=False)[0]
+
+
+class ChannelAttention2d(nn.Module):
+    """DANet's channel attention module (Fu et al. 2019): channels attend to channels.
+
+    ``E = X X^T`` over channels ``(B, C, C)``, ``A = softmax(max_row(E) - E)``, ``y = gamma * A X + x`` with a
+    learned ``gamma`` starting at 0. Since softmax is invariant to a per-row shift,
+    ``softmax(max(E) - E) = softmax(-E)``, which is ``attention(q=-X, k=X, v=X, scale=1)`` -- so the block
+    runs on :func:`attnkit.core.attention` like every other.
+
+    Args:
+        backend: attention backend.
+
+    Shapes:
+        ``(B, C, H, W) -> (B, C, H, W)``; any number of spatial dims.
+
+    """
+
+    def __init__(self, *, backend: Backend = "auto") -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(1))
+        self.backend: Backend = backend
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, *S) -> (B, C, *S)``."""
+        feats = x.flatten(2).unsqueeze(1)  # (B, 1, C, N): channels are the tokens
+        out = attention(-feats, feats, feats, scale=1.0, backend=self.backend)
+        assert isinstance(out, Tensor)
+        return self.gamma * out.squeeze(1).reshape(x.shape) + x
+
+
+class CrossAttentionGate2d(nn.Module):
+    """U-Transformer's multi-head cross-attention gate on a U-Net skip connection (Petit et al. 2021).
+
+    The decoder's coarse map ``Y`` (rich semantics) decides which parts of the encoder's skip map ``S``
+    (fine detail) pass: queries and keys come from ``Y``, values from ``S`` brought to ``Y``'s resolution
+    (1x1 conv + BN + ReLU, then max pooling); both get a 2D positional encoding. The attended values go
+    through 1x1 conv + BN + sigmoid, are upsampled to ``S``'s size and multiply ``S``. The block returns
+    the filtered skip, which the decoder concatenates with its upsampled ``Y``.
+
+    Args:
+        skip_channels: ``Cs`` of ``S``.
+        gate_channels: ``Cy`` of ``Y``.
+        num_heads: heads (``Cs`` must divide by it).
+        positional: add the positional encoding to both inputs.
+        upsample: ``"nearest"`` or ``"linear"`` (bilinear / trilinear by the number of spatial dims).
+        backend: attention backend.
+
+    Shapes:
+        ``S (B, Cs, H, W)``, ``Y (B, Cy, h, w)`` with ``h <= H, w <= W`` -> ``(B, Cs, H, W)``; 3D volumes
+        ``(B, C, D, H, W)`` work the same.
+
+    """
+
+    def __init__(self, skip_channels: int, gate_channels: int, num_heads: int = 1, *, positional: bool = True,
+                 upsample: str = "linear", backend: Backend = "auto") -> None:
+        super().__init__()
+        if skip_channels % num_heads:
+            raise ValueError(f"skip_channels={skip_channels} must be divisible by num_heads={num_heads}")
+        if upsample not in ("nearest", "linear"):
+            raise ValueError(f"upsample must be 'nearest' or 'linear', got {upsample!r}")
+        c = skip_channels
+        self.num_heads, self.upsample, self.backend = num_heads, upsample, backend
+        self.skip_proj = nn.Linear(skip_channels, c)  # 1x1 conv on S
+        self.skip_norm = nn.BatchNorm1d(c)
+        self.gate_proj = nn.Linear(gate_channels, c)  # 1x1 conv on Y
+        self.gate_norm = nn.BatchNorm1d(c)
+        self.pos_skip = PositionalEncoding2d(c) if positional else None
+        self.pos_gate = PositionalEncoding2d(c) if positional else None
+        self.q_proj, self.k_proj, self.v_proj = nn.Linear(c, c), nn.Linear(c, c), nn.Linear(c, c)
+        self.out_proj = nn.Linear(c, c)  # 1x1 conv before the sigmoid
+        self.out_norm = nn.BatchNorm1d(c)
+
+    def _conv_bn(self, x: Tensor, proj: nn.Linear, norm: nn.BatchNorm1d) -> Tensor:
+        """1x1 conv + BN on ``(B, C, *S)``, as tokens; returns ``(B, C', *S)``."""
+        t = proj(_tokens(x)).transpose(1, 2)  # (B, C', N)
+        return norm(t).reshape(x.shape[0], -1, *x.shape[2:])
+
+    def forward_with_weights(self, skip: Tensor, gate: Tensor, need_weights: bool = True,
+                             ) -> tuple[Tensor, Tensor | None]:
+        """Like :meth:`forward`, also returning weights ``(B, heads, n, n)``, ``n = h * w``."""
+        if skip.dim() != gate.dim() or skip.dim() < 3:
+            raise ValueError(
+                f"skip {tuple(skip.shape)} and gate {tuple(gate.shape)} need the same (B, C, *S) rank"
+            )
+        sizes = tuple(gate.shape[2:])
+        if any(g > s for g, s in zip(sizes, skip.shape[2:], strict=True)):
+            raise ValueError(
+                f"gate {tuple(gate.shape)} must not be larger than skip {tuple(skip.shape)} spatially"
+            )
+        nd = skip.dim() - 2
+        s = F.relu(self._conv_bn(skip, self.skip_proj, self.skip_norm))
+        pool = (F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d)[nd - 1]
+        s = pool(s, sizes)
+        y = F.relu(self._conv_bn(gate, self.gate_proj, self.gate_norm))
+        if self.pos_skip is not None and self.pos_gate is not None:
+            s, y = self.pos_skip(s), self.pos_gate(y)
+        ty, ts = _tokens(y), _tokens(s)
+        b, n, c = ty.shape
+        h = self.num_heads
+
+        def heads(t: Tensor) -> Tensor:
+            return t.view(b, n, h, c // h).transpose(1, 2)
+
+        q, k, v = heads(self.q_proj(ty)), heads(self.k_proj(ty)), heads(self.v_proj(ts))
+        if need_weights:
+            z, w = attention(q, k, v, backend="math", return_weights=True)
+        else:
+            z, w = attention(q, k, v, backend=self.backend), None
+        assert isinstance(z, Tensor)
+        z = z.transpose(1, 2).reshape(b, n, c)
+        gate_map = torch.sigmoid(self.out_norm(self.out_proj(z).transpose(1, 2))).reshape(b, c, *sizes)
+        mode = "nearest" if self.upsample == "nearest" else ("linear", "bilinear", "trilinear")[nd - 1]
+        kw = {} if mode == "nearest" else {"align_corners": False}
+        gate_map = F.interpolate(gate_map, size=tuple(skip.shape[2:]), mode=mode, **kw)
+        return skip * gate_map, w
+
+    def forward(self, skip: Tensor, gate: Tensor) -> Tensor:
+        """Filter ``skip (B, Cs, *S)`` by ``gate (B, Cy, *s)``; returns ``(B, Cs, *S)``."""
+        return self.forward_with_weights(skip, gate, need_weights=False)[0]

@@ -1,0 +1,258 @@
+"""Every backend and mask kind against the math reference: float64 forward and backward, float32 tolerances.
+
+FlexAttention runs two ways here: eagerly (torch's reference implementation of flex, any dtype, our
+BlockMask lowering and our CPU backward) in float64 for every mask, and compiled (inductor, float32 only
+on CPU) for a representative mask shared by a module-scoped fixture because each compile costs ~10-40 s
+on a shared 2-core machine. The exhaustive random sweep is marked slow.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from attnkit.core import (
+    BackendUnavailableError,
+    BoolMask,
+    CausalMask,
+    DiagonalMask,
+    DocumentMask,
+    KeyPaddingMask,
+    Mask,
+    SlidingWindowMask,
+    attention,
+    record_backends,
+)
+from attnkit.core.attention import choose_backend, flex
+
+F64 = {"atol": 1e-10, "rtol": 1e-9}
+#: Documented float32 tolerance against a float64 reference, for outputs and gradients of O(1) inputs.
+F32 = {"atol": 2e-5, "rtol": 1e-4}
+
+
+def _mask_cases(b: int, lq: int, lk: int) -> dict[str, Mask | None]:
+    g = torch.Generator().manual_seed(lq * 100 + lk)
+    lengths = torch.randint(1, lk + 1, (b,), generator=g)
+    lengths[0] = 0  # a fully padded batch entry: every row fully masked
+    valid = torch.rand(b, lk, generator=g) > 0.3
+    rand = torch.rand(b, 1, lq, lk, generator=g) > 0.5
+    rand[:, :, 0] = False  # a fully masked row
+    qdoc = torch.sort(torch.randint(0, 3, (b, lq), generator=g), dim=1).values
+    kdoc = torch.sort(torch.randint(0, 3, (b, lk), generator=g), dim=1).values
+    return {
+        "none": None,
+        "causal": CausalMask(),
+        "padding_lengths": KeyPaddingMask(lengths),
+        "padding_bool": KeyPaddingMask(valid),
+        "diagonal": DiagonalMask(),
+        "window": SlidingWindowMask(3),
+        "window_causal": SlidingWindowMask(2, causal=True),
+        "document": DocumentMask(qdoc, kdoc),
+        "bool": BoolMask(rand),
+        "padding&causal": KeyPaddingMask(lengths) & CausalMask(),
+        "diagonal&causal": DiagonalMask() & CausalMask(),  # row 0 fully masked
+        "window|document": SlidingWindowMask(2) | DocumentMask(qdoc, kdoc),
+    }
+
+
+SHAPES = [  # (B, H, Lq, Lk, D, Dv): self, cross Lq != Lk, length 1, odd head sizes
+    (2, 2, 7, 7, 5, 5),
+    (2, 3, 5, 9, 3, 7),
+    (2, 1, 1, 1, 1, 1),
+]
+MASK_NAMES = list(_mask_cases(2, 4, 4))
+
+
+def _inputs(shape: tuple[int, ...], dtype: torch.dtype, seed: int = 0) -> list[torch.Tensor]:
+    b, h, lq, lk, d, dv = shape
+    g = torch.Generator().manual_seed(seed)
+    # Drawn in float64 and cast, so float32 runs see the same numbers as the float64 reference.
+    return [
+        torch.randn(b, h, lq, d, generator=g, dtype=torch.float64).to(dtype).requires_grad_(),
+        torch.randn(b, h, lk, d, generator=g, dtype=torch.float64).to(dtype).requires_grad_(),
+        torch.randn(b, h, lk, dv, generator=g, dtype=torch.float64).to(dtype).requires_grad_(),
+    ]
+
+
+def _run(backend: str, shape: tuple[int, ...], mask: Mask | None, dtype: torch.dtype,
+         with_bias: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    q, k, v = _inputs(shape, dtype)
+    leaves = [q, k, v]
+    bias = None
+    if with_bias:
+        _, h, lq, lk = shape[:4]
+        bias = torch.randn(1, h, lq, lk, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+        bias = bias.to(dtype).requires_grad_()
+        leaves.append(bias)
+    with record_backends() as used:
+        out = attention(q, k, v, mask, backend=backend, bias=bias)  # type: ignore[arg-type]
+    assert used == [backend]
+    assert isinstance(out, torch.Tensor)
+    w = torch.randn(out.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64).to(dtype)
+    (out * w).sum().backward()
+    return out.detach(), [t.grad for t in leaves]  # type: ignore[misc]
+
+
+def _check_close(got: tuple[torch.Tensor, list[torch.Tensor]], ref: tuple[torch.Tensor, list[torch.Tensor]],
+                 tol: dict[str, float]) -> None:
+    assert not torch.isnan(got[0]).any()
+    torch.testing.assert_close(got[0].to(ref[0].dtype), ref[0], **tol)
+    for g, r in zip(got[1], ref[1], strict=True):
+        assert g is not None and torch.isfinite(g).all()
+        torch.testing.assert_close(g.to(r.dtype), r, **tol)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("mask_name", MASK_NAMES)
+@pytest.mark.parametrize("backend", ["sdpa", "flex"])
+def test_backend_matches_math_float64(backend: str, mask_name: str, shape: tuple[int, ...]) -> None:
+    mask = _mask_cases(shape[0], shape[2], shape[3])[mask_name]
+    ref = _run("math", shape, mask, torch.float64)
+    with flex.eager_mode():
+        got = _run(backend, shape, mask, torch.float64)
+    _check_close(got, ref, F64)
+
+
+@pytest.mark.parametrize("mask_name", ["none", "causal", "padding&causal", "window", "bool"])
+@pytest.mark.parametrize("backend", ["math", "sdpa", "flex"])
+def test_additive_bias_float64(backend: str, mask_name: str) -> None:
+    shape = (2, 2, 6, 8, 4, 4)
+    mask = _mask_cases(2, 6, 8)[mask_name]
+    q, k, v = _inputs(shape, torch.float64)
+    bias = torch.randn(1, 2, 6, 8, dtype=torch.float64, requires_grad=True)
+    # Reference written out: softmax(q k^T / sqrt(d) + bias) v over the allowed keys, zeros for empty rows.
+    s = q @ k.transpose(-2, -1) / math.sqrt(4) + bias
+    full = torch.ones(2, 1, 6, 8, dtype=torch.bool)
+    allowed = full if mask is None else mask.dense(6, 8).expand(2, 1, 6, 8)
+    p = torch.softmax(s.masked_fill(~allowed, -math.inf), -1).nan_to_num(0.0)
+    ref_out = p @ v
+    gw = torch.randn(ref_out.shape, dtype=torch.float64)
+    ref_grads = torch.autograd.grad((ref_out * gw).sum(), [q, k, v, bias])
+    with flex.eager_mode():
+        out = attention(q, k, v, mask, backend=backend, bias=bias)  # type: ignore[arg-type]
+    assert isinstance(out, torch.Tensor)
+    grads = torch.autograd.grad((out * gw).sum(), [q, k, v, bias])
+    torch.testing.assert_close(out, ref_out, **F64)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, **F64)
+
+
+@pytest.mark.parametrize("mask_name", ["causal", "padding&causal", "document", "bool"])
+def test_sdpa_float32_within_documented_tolerance(mask_name: str) -> None:
+    shape = (2, 2, 33, 33, 16, 16)
+    mask = _mask_cases(2, 33, 33)[mask_name]
+    ref = _run("math", shape, mask, torch.float64)
+    got = _run("sdpa", shape, mask, torch.float32)
+    _check_close(got, ref, F32)
+
+
+@pytest.fixture(scope="module")
+def compiled_flex_case() -> dict[str, object]:
+    """One compiled FlexAttention run (float32, key padding with an empty sequence & causal), shared."""
+    if not flex.is_available(torch.zeros(1, dtype=torch.float32)):
+        pytest.skip(f"compiled FlexAttention unavailable: {flex.unavailable_reason(torch.zeros(1))}")
+    shape = (2, 2, 160, 160, 16, 16)
+    lengths = torch.tensor([0, 130])
+    mask = KeyPaddingMask(lengths) & CausalMask()
+    ref = _run("math", shape, mask, torch.float64)
+    got = _run("flex", shape, mask, torch.float32)
+    return {"ref": ref, "got": got, "lengths": lengths}
+
+
+def test_compiled_flex_float32_matches_math(compiled_flex_case: dict[str, object]) -> None:
+    got, ref = compiled_flex_case["got"], compiled_flex_case["ref"]
+    _check_close(got, ref, F32)  # type: ignore[arg-type]
+
+
+def test_compiled_flex_fully_masked_rows_are_zero(compiled_flex_case: dict[str, object]) -> None:
+    out, grads = compiled_flex_case["got"]  # type: ignore[misc]
+    assert torch.equal(out[0], torch.zeros_like(out[0]))  # batch entry 0 has no valid key at all
+    assert torch.equal(grads[0][0], torch.zeros_like(grads[0][0]))  # and its queries get no gradient
+    assert out[1].abs().sum() > 0
+
+
+def test_compiled_flex_rejects_float64_by_name() -> None:
+    q = torch.randn(1, 1, 8, 4, dtype=torch.float64)
+    with pytest.raises(BackendUnavailableError, match="float64"):
+        attention(q, q, q, CausalMask(), backend="flex")
+
+
+def test_flex_by_name_rejects_dropout() -> None:
+    q = torch.randn(1, 1, 8, 4)
+    with pytest.raises(BackendUnavailableError, match="dropout"):
+        attention(q, q, q, backend="flex", dropout=0.1)
+
+
+def test_weights_only_from_math() -> None:
+    q = torch.randn(1, 2, 5, 4)
+    with pytest.raises(BackendUnavailableError, match="weights"):
+        attention(q, q, q, backend="sdpa", return_weights=True)
+    with record_backends() as used:
+        _, w = attention(q, q, q, CausalMask(), return_weights=True)  # type: ignore[misc]
+    assert used == ["math"]
+    torch.testing.assert_close(w.sum(-1), torch.ones(1, 2, 5))
+    assert torch.equal(w.triu(1), torch.zeros_like(w))
+
+
+def test_auto_choices() -> None:
+    q = torch.randn(1, 1, 16, 8)
+    assert choose_backend(q, q, None)[0] == "sdpa"
+    assert choose_backend(q, q, CausalMask())[0] == "sdpa"
+    assert choose_backend(q, q, None, return_weights=True)[0] == "math"
+    long = torch.randn(1, 1, 2048, 8)
+    expect = "flex" if flex.is_available(long) else "sdpa"
+    assert choose_backend(long, long, SlidingWindowMask(128))[0] == expect
+    assert choose_backend(long, long, SlidingWindowMask(128), dropout=0.1)[0] == "sdpa"
+    assert choose_backend(long.double(), long.double(), SlidingWindowMask(128))[0] == "sdpa"
+    assert choose_backend(long, long, SlidingWindowMask(128), bias=torch.zeros(1, 1, 1, 2048))[0] == "sdpa"
+
+
+def test_bad_bias_is_explained() -> None:
+    q = torch.randn(1, 2, 5, 4)
+    with pytest.raises(TypeError, match="float tensor"):
+        attention(q, q, q, bias=torch.ones(1, 2, 5, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        attention(q, q, q, bias=torch.zeros(1, 3, 5, 5))
+    with pytest.raises(ValueError, match="4 dims"):
+        attention(q, q, q, bias=torch.zeros(5, 5))
+
+
+def test_bad_inputs_are_explained() -> None:
+    q = torch.randn(1, 2, 5, 4)
+    with pytest.raises(ValueError, match=r"\(B, H, L, D\)"):
+        attention(q[0], q[0], q[0])
+    with pytest.raises(ValueError, match="unknown attention backend"):
+        attention(q, q, q, backend="xformers")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch size"):
+        attention(q, q, q, KeyPaddingMask(torch.tensor([1, 2, 3])))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(20))
+def test_random_sweep_float64(seed: int) -> None:
+    g = torch.Generator().manual_seed(1000 + seed)
+    b, h = int(torch.randint(1, 4, (1,), generator=g)), int(torch.randint(1, 4, (1,), generator=g))
+    lq, lk = int(torch.randint(1, 150, (1,), generator=g)), int(torch.randint(1, 150, (1,), generator=g))
+    d, dv = int(torch.randint(1, 17, (1,), generator=g)), int(torch.randint(1, 17, (1,), generator=g))
+    shape = (b, h, lq, lk, d, dv)
+    for name, mask in _mask_cases(b, lq, lk).items():
+        ref = _run("math", shape, mask, torch.float64)
+        for backend in ("sdpa", "flex"):
+            with flex.eager_mode():
+                got = _run(backend, shape, mask, torch.float64)
+            try:
+                _check_close(got, ref, F64)
+            except AssertionError as e:  # pragma: no cover - diagnostic
+                raise AssertionError(f"{backend} {name} {shape}: {e}") from e
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mask_name", ["window", "document", "bool", "diagonal&causal"])
+def test_compiled_flex_more_masks(mask_name: str) -> None:
+    shape = (2, 2, 130, 130, 8, 8)
+    mask = _mask_cases(2, 130, 130)[mask_name]
+    ref = _run("math", shape, mask, torch.float64)
+    got = _run("flex", shape, mask, torch.float32)
+    _check_close(got, ref, F32)

@@ -1,0 +1,286 @@
+"""Layers: MHA/encoder, attention pooling, 2D/3D blocks, Linformer, Nystromformer, torch converters."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from attnkit.core import (
+    AttentionPooling,
+    CausalMask,
+    ChannelAttention2d,
+    CrossAttentionGate2d,
+    KeyPaddingMask,
+    LinformerAttention,
+    MultiHeadAttention,
+    NystromAttention,
+    PositionalEncoding2d,
+    SlidingWindowMask,
+    SpatialSelfAttention2d,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+    from_torch_encoder,
+    from_torch_encoder_layer,
+    from_torch_mha,
+)
+from attnkit.core.layers import nystrom_attention
+from attnkit.core.layers.efficient import pinv_newton_schulz
+
+# ---------------------------------------------------------------- MHA and encoder
+
+
+def test_mha_weights_and_cross_attention() -> None:
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(12, 3, cross_attention=True, kdim=5)
+    q, kv = torch.randn(2, 4, 12), torch.randn(2, 7, 5)
+    out, w = mha(q, kv, KeyPaddingMask(torch.tensor([7, 3])), need_weights=True)
+    assert out.shape == (2, 4, 12) and w is not None and w.shape == (2, 3, 4, 7)
+    assert torch.equal(w[1, :, :, 3:], torch.zeros(3, 4, 4))
+    out2, none = mha(q, kv, KeyPaddingMask(torch.tensor([7, 3])))
+    assert none is None
+    torch.testing.assert_close(out, out2, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="cross_attention=True"):
+        MultiHeadAttention(12, 3)(q, kv)
+    with pytest.raises(ValueError, match="divisible"):
+        MultiHeadAttention(10, 3)
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_encoder_stack_shapes_and_weights(norm_first: bool) -> None:
+    layer = TransformerEncoderLayer(16, 2, 32, dropout=0.0, norm_first=norm_first)
+    enc = TransformerEncoder(layer, 2)
+    x = torch.randn(3, 5, 16)
+    y, ws = enc(x, CausalMask(), need_weights=True)
+    assert y.shape == x.shape and len(ws) == 2 and ws[0].shape == (3, 2, 5, 5)
+    assert isinstance(enc.norm, nn.LayerNorm) == norm_first
+    # causal: changing the last token leaves earlier outputs unchanged
+    x2 = x.clone()
+    x2[:, -1] += 1.0
+    torch.testing.assert_close(enc(x2, CausalMask())[0][:, :-1], y[:, :-1])
+
+
+# ---------------------------------------------------------------- pooling
+
+
+def test_attention_pooling_ignores_padding() -> None:
+    torch.manual_seed(0)
+    pool = AttentionPooling(8, num_heads=2)
+    x = torch.randn(3, 6, 8)
+    lengths = torch.tensor([6, 4, 0])
+    out, w = pool(x, lengths, need_weights=True)
+    assert out.shape == (3, 8) and w is not None and w.shape == (3, 2, 1, 6)
+    # padded steps do not matter
+    x2 = x.clone()
+    x2[1, 4:] = 100.0
+    torch.testing.assert_close(pool(x2, lengths)[0], out)
+    # equals pooling the unpadded sequence alone
+    torch.testing.assert_close(pool(x[1:2, :4])[0], out[1:2], atol=1e-6, rtol=1e-5)
+    # an empty sequence pools to the output bias only (zero attention output)
+    empty = pool.attn.out_proj(torch.zeros(8))
+    torch.testing.assert_close(out[2], empty)
+    # bool mask form, True = valid
+    valid = torch.arange(6).unsqueeze(0) < lengths.unsqueeze(1)
+    torch.testing.assert_close(pool(x, valid)[0], out)
+
+
+def test_attention_pooling_multiple_queries() -> None:
+    pool = AttentionPooling(8, 2, num_queries=3, flatten=True)
+    assert pool(torch.randn(2, 5, 8))[0].shape == (2, 24)
+    pool = AttentionPooling(8, 2, num_queries=3)
+    assert pool(torch.randn(2, 5, 8))[0].shape == (2, 3, 8)
+
+
+# ---------------------------------------------------------------- 2D / 3D blocks
+
+
+def test_positional_encoding_2d_and_3d() -> None:
+    pe = PositionalEncoding2d(8)
+    g = pe.grid((3, 4), torch.device("cpu"), torch.float32)
+    assert g.shape == (8, 3, 4)
+    # first half encodes rows (constant along columns), second half columns
+    torch.testing.assert_close(g[:4], g[:4, :, :1].expand(4, 3, 4))
+    torch.testing.assert_close(g[4:], g[4:, :1, :].expand(4, 3, 4))
+    assert g[0, 1, 0].item() == pytest.approx(math.sin(1.0))
+    assert PositionalEncoding2d(7)(torch.zeros(1, 7, 2, 3, 4)).shape == (1, 7, 2, 3, 4)  # 3D, 1 zero channel
+    with pytest.raises(ValueError, match="expects"):
+        pe(torch.zeros(1, 5, 3, 3))
+
+
+@pytest.mark.parametrize("spatial", [(4, 5), (2, 3, 4)], ids=["2d", "3d"])
+def test_spatial_self_attention(spatial: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    block = SpatialSelfAttention2d(8, num_heads=2)
+    x = torch.randn(2, 8, *spatial, requires_grad=True)
+    y = block(x)
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    _, w = block.forward_with_weights(x)
+    n = math.prod(spatial)
+    assert w is not None and w.shape == (2, 2, n, n)
+    # without positional encoding the block is permutation-equivariant over positions
+    plain = SpatialSelfAttention2d(8, 2, positional=False)
+    flat = x.detach().flatten(2)
+    perm = torch.randperm(n)
+    a = plain(flat[..., perm].reshape(x.shape)).flatten(2)
+    b = plain(x.detach()).flatten(2)[..., perm]
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_channel_attention_matches_danet_formula() -> None:
+    torch.manual_seed(0)
+    cam = ChannelAttention2d()
+    with torch.no_grad():
+        cam.gamma.fill_(0.7)
+    x = torch.randn(2, 6, 3, 4, dtype=torch.float64)
+    # DANet CAM written out: energy = X X^T, attention = softmax(max(energy) - energy)
+    f = x.view(2, 6, -1)
+    energy = f @ f.transpose(1, 2)
+    att = torch.softmax(energy.amax(-1, keepdim=True) - energy, dim=-1)
+    ref = 0.7 * (att @ f).view_as(x) + x
+    torch.testing.assert_close(cam.double()(x), ref)
+    assert ChannelAttention2d()(torch.randn(1, 4, 2, 2, 2)).shape == (1, 4, 2, 2, 2)
+    assert torch.equal(ChannelAttention2d()(x.float()), x.float())  # gamma starts at 0: identity
+
+
+@pytest.mark.parametrize(("skip", "gate"), [((8, 8), (4, 4)), ((4, 8, 8), (2, 4, 4))], ids=["2d", "3d"])
+def test_cross_attention_gate(skip: tuple[int, ...], gate: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    block = CrossAttentionGate2d(skip_channels=8, gate_channels=12, num_heads=2)
+    s = torch.randn(2, 8, *skip, requires_grad=True)
+    y = torch.randn(2, 12, *gate, requires_grad=True)
+    out, w = block.forward_with_weights(s, y)
+    assert out.shape == s.shape
+    n = math.prod(gate)
+    assert w is not None and w.shape == (2, 2, n, n)
+    # a gate in (0, 1): the output is S scaled elementwise by at most 1, same sign
+    assert (out * s >= 0).all() and (out.abs() <= s.abs() + 1e-6).all()
+    out.sum().backward()
+    assert s.grad is not None and y.grad is not None and y.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="larger"):
+        block(torch.randn(1, 8, 2, 2), torch.randn(1, 12, 4, 4))
+
+
+# ---------------------------------------------------------------- Linformer / Nystromformer
+
+
+def test_linformer_with_identity_projection_is_exact_attention() -> None:
+    torch.manual_seed(0)
+    n = 10
+    lin = LinformerAttention(16, 2, max_len=n, proj_dim=n).double()
+    with torch.no_grad():
+        lin.e_proj.copy_(torch.eye(n))
+        assert lin.f_proj is not None
+        lin.f_proj.copy_(torch.eye(n))
+    ref = MultiHeadAttention(16, 2).double()
+    ref.load_state_dict({k: v for k, v in lin.state_dict().items() if not k.endswith("_proj") or "." in k})
+    x = torch.randn(3, n, 16, dtype=torch.float64)
+    lengths = torch.tensor([10, 7, 3])
+    torch.testing.assert_close(lin(x)[0], ref(x)[0])
+    # With padding, padded keys are zeroed before the projection (as in the paper's code): their content
+    # cannot leak into the output, but -- unlike masking -- they still hold a slot in the projection.
+    x2 = x.clone()
+    x2[1, 7:] = 50.0
+    x2[2, 3:] = -50.0
+    torch.testing.assert_close(lin(x2, lengths)[0][0], lin(x, lengths)[0][0])
+    torch.testing.assert_close(lin(x2, lengths)[0][1:, :3], lin(x, lengths)[0][1:, :3])
+
+
+def test_linformer_shorter_input_shared_kv_and_errors() -> None:
+    lin = LinformerAttention(8, 2, max_len=32, proj_dim=4, share_kv=True)
+    out, w = lin(torch.randn(2, 20, 8), need_weights=True)
+    assert out.shape == (2, 20, 8) and w is not None and w.shape == (2, 2, 20, 4)
+    assert lin.f_proj is None
+    with pytest.raises(ValueError, match="max_len"):
+        lin(torch.randn(1, 33, 8))
+    with pytest.raises(ValueError, match="key padding only"):
+        lin(torch.randn(1, 8, 8), CausalMask())
+
+
+def test_nystrom_with_all_landmarks_is_exact_attention() -> None:
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 12, 4, dtype=torch.float64) for _ in range(3))
+    exact = torch.softmax(q @ k.transpose(-2, -1) / 2.0, -1) @ v
+    torch.testing.assert_close(nystrom_attention(q, k, v, 12, pinv_iters=None), exact)
+    # the paper's iterative pseudo-inverse approaches it too
+    approx = nystrom_attention(q, k, v, 12, pinv_iters=30)
+    torch.testing.assert_close(approx, exact, atol=1e-4, rtol=1e-4)
+    # fewer landmarks: an approximation, error shrinks as landmarks grow
+    errs = [(nystrom_attention(q, k, v, m, pinv_iters=None) - exact).abs().mean().item() for m in (2, 6, 12)]
+    assert errs[0] > errs[2] and errs[2] < 1e-10
+
+
+def test_newton_schulz_inverts_softmax_kernel() -> None:
+    a = torch.softmax(torch.randn(6, 6, dtype=torch.float64), -1)
+    torch.testing.assert_close(pinv_newton_schulz(a, 40) @ a, torch.eye(6, dtype=torch.float64), atol=1e-6,
+                               rtol=0)
+
+
+def test_nystrom_module_padding_and_exact_limit() -> None:
+    torch.manual_seed(0)
+    nys = NystromAttention(16, 2, num_landmarks=64, pinv_iters=None).double()
+    ref = MultiHeadAttention(16, 2).double()
+    ref.load_state_dict(nys.state_dict(), strict=False)
+    x = torch.randn(2, 9, 16, dtype=torch.float64)
+    torch.testing.assert_close(nys(x)[0], ref(x)[0])  # landmarks clipped to L = 9: exact
+    lengths = torch.tensor([9, 5])
+    out = nys(x, lengths)[0]
+    torch.testing.assert_close(out[1, :5], ref(x[1:2, :5])[0][0])  # padding does not leak
+    conv = NystromAttention(16, 2, num_landmarks=4, conv_kernel=3)
+    assert conv(torch.randn(2, 10, 16))[0].shape == (2, 10, 16)
+    with pytest.raises(ValueError, match="need_weights"):
+        conv(torch.randn(1, 4, 16), need_weights=True)
+    with pytest.raises(ValueError, match="key padding only"):
+        conv(torch.randn(1, 4, 16), SlidingWindowMask(2))
+
+
+# ---------------------------------------------------------------- torch converters
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_from_torch_mha_equal_outputs(batch_first: bool) -> None:
+    torch.manual_seed(0)
+    ref = nn.MultiheadAttention(16, 4, batch_first=batch_first).eval()
+    ours = from_torch_mha(ref).eval()
+    x = torch.randn(3, 7, 16)
+    pad = torch.tensor([[False] * 7, [False] * 4 + [True] * 3, [False] * 2 + [True] * 5])
+    xi = x if batch_first else x.transpose(0, 1)
+    want, want_w = ref(xi, xi, xi, key_padding_mask=pad, average_attn_weights=False)
+    want = want if batch_first else want.transpose(0, 1)
+    got, got_w = ours(x, mask=KeyPaddingMask.from_padding(pad), need_weights=True)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(got_w, want_w, atol=1e-6, rtol=1e-5)
+
+
+def test_from_torch_mha_cross_attention_kdim() -> None:
+    torch.manual_seed(0)
+    ref = nn.MultiheadAttention(16, 2, kdim=6, vdim=6, batch_first=True).eval()
+    ours = from_torch_mha(ref, cross_attention=True).eval()
+    q, kv = torch.randn(2, 5, 16), torch.randn(2, 8, 6)
+    torch.testing.assert_close(ours(q, kv)[0], ref(q, kv, kv)[0], atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="cross_attention=True"):
+        from_torch_mha(ref)
+    with pytest.raises(ValueError, match="add_bias_kv"):
+        from_torch_mha(nn.MultiheadAttention(8, 2, add_bias_kv=True))
+
+
+@pytest.mark.parametrize(("activation", "norm_first"), [("relu", False), ("gelu", True)])
+def test_from_torch_encoder_equal_outputs(activation: str, norm_first: bool) -> None:
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(16, 4, 40, dropout=0.1, activation=activation, norm_first=norm_first,
+                                       batch_first=True)
+    ref = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(16) if norm_first else None,
+                                enable_nested_tensor=False).eval()
+    ours = from_torch_encoder(ref).eval()
+    x = torch.randn(3, 6, 16)
+    pad = torch.zeros(3, 6, dtype=torch.bool)
+    pad[1, 4:] = True
+    causal = torch.ones(6, 6, dtype=torch.bool).triu(1)  # torch: True = masked
+    want = ref(x, mask=causal, src_key_padding_mask=pad, is_causal=True)
+    got, _ = ours(x, KeyPaddingMask.from_padding(pad) & CausalMask())
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    single = from_torch_encoder_layer(ref.layers[0]).eval()  # type: ignore[arg-type]
+    torch.testing.assert_close(single(x)[0], ref.layers[0](x), atol=1e-5, rtol=1e-5)
