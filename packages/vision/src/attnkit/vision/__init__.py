@@ -1,1 +1,49 @@
-"""attnkit.vision."""
+"""attnkit.vision: attention U-Nets for medical image segmentation.
+
+Models (pure ``nn.Module``): :class:`UTransformer`, :class:`MSGANet`; smp ``Unet`` / ``UnetPlusPlus`` work as
+baselines in the same :class:`SegmentationTask`. Data: folder datasets, MoNuSeg and ISBI 2012 EM.
+"""
+
+from attnkit.vision.data import (
+    FolderSegmentationDataModule,
+    ImageFormatError,
+    ISBI2012DataModule,
+    MoNuSegDataModule,
+    SegmentationAugment,
+    load_pairs,
+    read_image,
+)
+from attnkit.vision.inference import sliding_window_inference
+from attnkit.vision.losses import SegmentationLoss
+from attnkit.vision.metrics import HausdorffDistance95, PerImageDice, PerImageIoU
+from attnkit.vision.models import (
+    GuidedAttentionModule,
+    MSGANet,
+    SegmentationOutput,
+    UTransformer,
+    build_encoder,
+    load_encoder_weights,
+)
+from attnkit.vision.tasks import SegmentationTask
+
+__all__ = [
+    "FolderSegmentationDataModule",
+    "GuidedAttentionModule",
+    "HausdorffDistance95",
+    "ISBI2012DataModule",
+    "ImageFormatError",
+    "MSGANet",
+    "MoNuSegDataModule",
+    "PerImageDice",
+    "PerImageIoU",
+    "SegmentationAugment",
+    "SegmentationLoss",
+    "SegmentationOutput",
+    "SegmentationTask",
+    "UTransformer",
+    "build_encoder",
+    "load_encoder_weights",
+    "load_pairs",
+    "read_image",
+    "sliding_window_inference",
+]

@@ -1,0 +1,274 @@
+"""Lightning data modules for folder datasets, MoNuSeg (UCTransNet split) and ISBI 2012 EM (k-fold)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader
+
+from attnkit.core.data import dataset_dir, fetch
+from attnkit.vision.data.augment import SegmentationAugment
+from attnkit.vision.data.datasets import ImageDataset, PatchDataset
+from attnkit.vision.data.formats import SegmentationPair, load_pairs
+
+__all__ = ["FolderSegmentationDataModule", "ISBI2012DataModule", "MoNuSegDataModule", "collate_images"]
+
+
+def collate_images(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch whole images: tensors are stacked when they share a shape, otherwise kept as lists."""
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        vals = [it[key] for it in items]
+        if isinstance(vals[0], torch.Tensor) and all(v.shape == vals[0].shape for v in vals):
+            out[key] = torch.stack(vals)
+        else:
+            out[key] = vals
+    return out
+
+
+class FolderSegmentationDataModule(LightningDataModule):
+    """Image/mask folders: random augmented patches for training, whole images for evaluation.
+
+    Masks pair with images by file stem (``a.tif`` with ``a.png``). Validation, test and prediction
+    images are served whole, one per batch; the task predicts them with sliding windows.
+
+    Args:
+        root: folder the relative paths below start from (default: the working directory).
+        train_images: training images.
+        train_masks: training masks.
+        val_images: validation images (``None``: no validation).
+        val_masks: validation masks.
+        test_images: test images (``None``: no test set).
+        test_masks: test masks.
+        predict_dir: unlabelled images for ``predict``.
+        num_classes: classes ``K`` including background 0.
+        in_channels: image channels (1 grey or 3 RGB); images must match.
+        mask_values: raw mask value of each class, e.g. ``[0, 255]`` (default: ``0..K-1``, or ``{0, 255}``
+            for binary masks).
+        patch_size: side of the random training patches.
+        samples_per_epoch: training patches per epoch.
+        batch_size: training patches per batch.
+        num_workers: data loader workers.
+        augment: apply flips and 90° rotations (plus the options below) to training patches.
+        degrees: random rotation range of the affine augmentation (0: off).
+        elastic_alpha: elastic deformation strength (0: off).
+        colour_jitter: brightness / contrast / saturation strength (hue a quarter of it); 0: off.
+        mean: normalisation mean per channel (default ImageNet for RGB, 0.5 for grey).
+        std: normalisation std per channel.
+
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        train_images: str = "train/images",
+        train_masks: str = "train/masks",
+        val_images: str | None = None,
+        val_masks: str | None = None,
+        test_images: str | None = None,
+        test_masks: str | None = None,
+        predict_dir: str | None = None,
+        num_classes: int = 2,
+        in_channels: int = 3,
+        mask_values: list[int] | None = None,
+        patch_size: int = 256,
+        samples_per_epoch: int = 256,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        augment: bool = True,
+        degrees: float = 0.0,
+        elastic_alpha: float = 0.0,
+        colour_jitter: float = 0.0,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.root = root
+        self.num_classes, self.in_channels = num_classes, in_channels
+        self.mask_values = mask_values
+        self.patch_size, self.samples_per_epoch = patch_size, samples_per_epoch
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.predict_dir = predict_dir
+        self.mean, self.std = mean, std
+        self._dirs = {"train": (train_images, train_masks), "val": (val_images, val_masks),
+                      "test": (test_images, test_masks)}
+        self.augmentation = SegmentationAugment(
+            flip=augment, rotate90=augment, degrees=degrees if augment else 0.0,
+            elastic_alpha=elastic_alpha if augment else 0.0,
+            brightness=colour_jitter if augment else 0.0, contrast=colour_jitter if augment else 0.0,
+            saturation=colour_jitter if augment else 0.0, hue=colour_jitter / 4 if augment else 0.0,
+        )
+        self.splits: dict[str, list[SegmentationPair]] = {}
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder the relative split paths start from."""
+        return Path(self.root) if self.root is not None else Path.cwd()
+
+    def _load(self, images: str | None, masks: str | None) -> list[SegmentationPair]:
+        if images is None:
+            return []
+        base = self.base_dir
+        mask_dir = None if masks is None else base / masks
+        return load_pairs(base / images, mask_dir, num_classes=self.num_classes,
+                          mask_values=self.mask_values, in_channels=self.in_channels)
+
+    def load_split(self, split: str) -> list[SegmentationPair]:
+        """Return the pairs of ``"train"``, ``"val"`` or ``"test"`` (loaded once, then cached)."""
+        if split not in self.splits:
+            self.splits[split] = self._load(*self._dirs[split])
+        return self.splits[split]
+
+    def setup(self, stage: str) -> None:
+        """Load the images the stage needs."""
+        if stage == "fit":
+            self.load_split("train")
+            self.load_split("val")
+        elif stage == "validate":
+            self.load_split("val")
+        elif stage == "test":
+            self.load_split("test")
+        elif stage == "predict" and self.predict_dir is None:
+            raise ValueError("predict needs images: pass --data.predict_dir FOLDER")
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        """Random augmented patches."""
+        ds = PatchDataset(self.load_split("train"), self.patch_size, self.samples_per_epoch,
+                          self.augmentation, self.mean, self.std)
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+                          drop_last=len(ds) >= self.batch_size, persistent_workers=self.num_workers > 0)
+
+    def _whole(self, pairs: list[SegmentationPair]) -> DataLoader[Any]:
+        return DataLoader(ImageDataset(pairs, self.mean, self.std), batch_size=1, shuffle=False,
+                          num_workers=self.num_workers, collate_fn=collate_images)
+
+    def val_dataloader(self) -> DataLoader[Any] | list[Any]:
+        """Whole validation images (none configured: no validation)."""
+        pairs = self.load_split("val")
+        return self._whole(pairs) if pairs else []
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        """Whole test images."""
+        pairs = self.load_split("test")
+        if not pairs:
+            raise ValueError(f"{type(self).__name__} has no test images configured")
+        return self._whole(pairs)
+
+    def predict_dataloader(self) -> DataLoader[Any]:
+        """Whole unlabelled images from ``predict_dir``."""
+        if self.predict_dir is None:
+            raise ValueError("predict needs images: pass --data.predict_dir FOLDER")
+        pairs = load_pairs(Path(self.predict_dir), None, num_classes=self.num_classes,
+                           in_channels=self.in_channels)
+        return self._whole(pairs)
+
+
+class MoNuSegDataModule(FolderSegmentationDataModule):
+    """MoNuSeg 2018 nuclei (H&E, 1000x1000) in the UCTransNet split: 24 train, 6 val, 14 test images.
+
+    Layout under ``<root>/monuseg/``: ``{Train,Val,Test}_Folder/{img,labelcol}`` (test images are TIFF,
+    masks binary PNG). ``root=None`` uses ``ATTNKIT_DATA_DIR`` and downloads missing files where the network
+    allows. The other arguments are those of :class:`FolderSegmentationDataModule`.
+    """
+
+    dataset_id = "monuseg"
+
+    def __init__(
+        self,
+        root: str | None = None,
+        predict_dir: str | None = None,
+        patch_size: int = 256,
+        samples_per_epoch: int = 192,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        augment: bool = True,
+        degrees: float = 0.0,
+        elastic_alpha: float = 0.0,
+        colour_jitter: float = 0.1,
+    ) -> None:
+        super().__init__(
+            root=root, train_images="Train_Folder/img", train_masks="Train_Folder/labelcol",
+            val_images="Val_Folder/img", val_masks="Val_Folder/labelcol", test_images="Test_Folder/img",
+            test_masks="Test_Folder/labelcol", predict_dir=predict_dir, num_classes=2, in_channels=3,
+            mask_values=[0, 255], patch_size=patch_size, samples_per_epoch=samples_per_epoch,
+            batch_size=batch_size, num_workers=num_workers, augment=augment, degrees=degrees,
+            elastic_alpha=elastic_alpha, colour_jitter=colour_jitter,
+        )
+        self.data_root = root
+
+    @property
+    def base_dir(self) -> Path:
+        """``<root>/monuseg`` (fetched when missing)."""
+        d = dataset_dir(self.dataset_id, self.data_root)
+        return d if d.is_dir() and any(d.iterdir()) else fetch(self.dataset_id, self.data_root)
+
+
+class ISBI2012DataModule(FolderSegmentationDataModule):
+    """ISBI 2012 EM membranes: 30 slices 512x512, k-fold cross-validation (test labels are not public).
+
+    Layout under ``<root>/isbi2012-em/``: ``image/N.png`` and ``label/N.png`` (255 = cell, 0 = membrane).
+    Class 1 is the membrane. Slices are split into ``num_folds`` contiguous folds; fold ``fold`` is held out
+    and serves as both validation and test set.
+
+    Args:
+        root: data root (default ``ATTNKIT_DATA_DIR``).
+        fold: held-out fold.
+        num_folds: number of folds.
+        predict_dir: unlabelled images for ``predict``.
+        patch_size: training patch side.
+        samples_per_epoch: training patches per epoch.
+        batch_size: training batch size.
+        num_workers: loader workers.
+        augment: flips and rotations.
+        degrees: affine rotation range.
+        elastic_alpha: elastic deformation strength (the U-Net paper's augmentation).
+
+    """
+
+    dataset_id = "isbi2012-em"
+
+    def __init__(
+        self,
+        root: str | None = None,
+        fold: int = 0,
+        num_folds: int = 5,
+        predict_dir: str | None = None,
+        patch_size: int = 256,
+        samples_per_epoch: int = 128,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        augment: bool = True,
+        degrees: float = 0.0,
+        elastic_alpha: float = 0.0,
+    ) -> None:
+        if not 0 <= fold < num_folds:
+            raise ValueError(f"fold must be in 0..{num_folds - 1}, got {fold}")
+        super().__init__(
+            root=root, train_images="image", train_masks="label", predict_dir=predict_dir, num_classes=2,
+            in_channels=1, mask_values=[255, 0], patch_size=patch_size, samples_per_epoch=samples_per_epoch,
+            batch_size=batch_size, num_workers=num_workers, augment=augment, degrees=degrees,
+            elastic_alpha=elastic_alpha,
+        )
+        self.data_root, self.fold, self.num_folds = root, fold, num_folds
+
+    @property
+    def base_dir(self) -> Path:
+        """``<root>/isbi2012-em`` (fetched when missing)."""
+        d = dataset_dir(self.dataset_id, self.data_root)
+        return d if d.is_dir() and any(d.iterdir()) else fetch(self.dataset_id, self.data_root)
+
+    def load_split(self, split: str) -> list[SegmentationPair]:
+        """Train: all folds but ``fold``; val and test: fold ``fold``."""
+        if split not in self.splits:
+            pairs = sorted(self._load("image", "label"), key=lambda p: (len(p.name), p.name))
+            if len(pairs) < self.num_folds:
+                raise ValueError(f"{len(pairs)} images cannot be split into {self.num_folds} folds")
+            bounds = [round(i * len(pairs) / self.num_folds) for i in range(self.num_folds + 1)]
+            held = set(range(bounds[self.fold], bounds[self.fold + 1]))
+            self.splits["train"] = [p for i, p in enumerate(pairs) if i not in held]
+            self.splits["val"] = self.splits["test"] = [p for i, p in enumerate(pairs) if i in held]
+        return self.splits[split]

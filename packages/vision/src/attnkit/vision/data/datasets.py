@@ -1,0 +1,109 @@
+"""Torch datasets over loaded image/mask pairs: random training patches, whole images, unlabelled images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from attnkit.vision.data.augment import SegmentationAugment
+from attnkit.vision.data.formats import SegmentationPair
+
+__all__ = ["ImageDataset", "PatchDataset", "normalise"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalise(image: Tensor, mean: Sequence[float] | None = None,
+              std: Sequence[float] | None = None) -> Tensor:
+    """Standardise a ``uint8`` or ``[0, 1]`` image ``(C, H, W)``; ImageNet statistics for RGB by default."""
+    x = image.float() / 255 if image.dtype == torch.uint8 else image.float()
+    c = x.shape[0]
+    if mean is None:
+        mean = IMAGENET_MEAN if c == 3 else (0.5,) * c
+    if std is None:
+        std = IMAGENET_STD if c == 3 else (0.25,) * c
+    m = torch.tensor(mean, dtype=x.dtype).view(-1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(-1, 1, 1)
+    return (x - m) / s
+
+
+class PatchDataset(Dataset[dict[str, Tensor]]):
+    """Random ``patch_size`` crops of labelled images, augmented; ``samples_per_epoch`` items per epoch.
+
+    Images are drawn with probability proportional to their area; smaller images are reflect-padded.
+
+    Args:
+        pairs: labelled images.
+        patch_size: side of the square crops.
+        samples_per_epoch: length of the dataset.
+        augment: joint augmentation (``None``: none).
+        mean: normalisation mean per channel.
+        std: normalisation std per channel.
+
+    """
+
+    def __init__(self, pairs: Sequence[SegmentationPair], patch_size: int, samples_per_epoch: int,
+                 augment: SegmentationAugment | None = None, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None) -> None:
+        if not pairs:
+            raise ValueError("PatchDataset needs at least one labelled image")
+        if any(p.mask is None for p in pairs):
+            raise ValueError("PatchDataset needs masks for every image")
+        self.images = [torch.from_numpy(p.image) for p in pairs]
+        self.masks = [torch.from_numpy(p.mask) for p in pairs if p.mask is not None]
+        areas = np.array([p.image.shape[1] * p.image.shape[2] for p in pairs], dtype=np.float64)
+        self.probs = torch.from_numpy(areas / areas.sum())
+        self.patch_size, self.samples_per_epoch = patch_size, samples_per_epoch
+        self.augment, self.mean, self.std = augment, mean, std
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        i = int(torch.multinomial(self.probs, 1))
+        img, mask = self.images[i], self.masks[i]
+        ps = self.patch_size
+        h, w = mask.shape
+        if h < ps or w < ps:
+            ph, pw = max(ps - h, 0), max(ps - w, 0)
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            img = F.pad(img[None].float(), (0, pw, 0, ph), mode=mode)[0].to(img.dtype)
+            mask = F.pad(mask[None, None].float(), (0, pw, 0, ph), mode=mode)[0, 0].long()
+            h, w = mask.shape
+        y = int(torch.randint(h - ps + 1, ()))
+        x = int(torch.randint(w - ps + 1, ()))
+        img_p = img[:, y : y + ps, x : x + ps].float() / 255
+        mask_p = mask[y : y + ps, x : x + ps]
+        if self.augment is not None:
+            img_p, mask_p = self.augment(img_p, mask_p)
+        return {"image": normalise(img_p, self.mean, self.std), "mask": mask_p.long()}
+
+
+class ImageDataset(Dataset[dict[str, object]]):
+    """Whole images (for validation, test and prediction), with masks where known.
+
+    Items: ``image`` float ``(C, H, W)``, ``mask`` int64 ``(H, W)`` (labelled only), ``name``, ``path``,
+    ``raw`` uint8 ``(C, H, W)`` (for overlays).
+    """
+
+    def __init__(self, pairs: Sequence[SegmentationPair], mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None) -> None:
+        self.pairs, self.mean, self.std = list(pairs), mean, std
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        p = self.pairs[index]
+        raw = torch.from_numpy(p.image)
+        item: dict[str, object] = {"image": normalise(raw, self.mean, self.std), "name": p.name,
+                                   "path": str(p.path), "raw": raw}
+        if p.mask is not None:
+            item["mask"] = torch.from_numpy(p.mask)
+        return item

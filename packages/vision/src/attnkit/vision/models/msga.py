@@ -1,0 +1,192 @@
+"""Multi-scale self-guided attention network (Sinha & Dolz 2020) on any smp / timm encoder."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnkit.core import ChannelAttention2d, SpatialSelfAttention2d
+from attnkit.core.attention import Backend
+from attnkit.vision.models.encoders import build_encoder
+from attnkit.vision.models.utransformer import check_input_size
+
+__all__ = ["GuidedAttentionModule", "MSGANet", "SegmentationOutput"]
+
+
+class SegmentationOutput(NamedTuple):
+    """What a model with auxiliary supervision returns in training.
+
+    Attributes:
+        logits: the final prediction ``(B, K, H, W)``.
+        aux_logits: extra predictions ``(B, K, H, W)`` that get the segmentation loss too
+            (deep supervision).
+        aux_losses: extra loss terms the model computes itself (scalars), e.g.
+            ``{"guide": ..., "recon": ...}``.
+
+    """
+
+    logits: Tensor
+    aux_logits: list[Tensor]
+    aux_losses: dict[str, Tensor]
+
+
+def _cbr(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout),
+                         nn.PReLU())
+
+
+class _EncoderDecoder(nn.Module):
+    """Small conv auto-encoder.
+
+    ``(B, C, H, W) -> (embedding (B, 2C, H/4, W/4), reconstruction (B, C, H, W))``.
+    """
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.enc = nn.Sequential(nn.Conv2d(c, c, 3, stride=2, padding=1), nn.BatchNorm2d(c), nn.ReLU(True),
+                                 nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.BatchNorm2d(2 * c),
+                                 nn.ReLU(True))
+        self.dec = nn.Sequential(nn.ConvTranspose2d(2 * c, c, 2, stride=2), nn.BatchNorm2d(c), nn.ReLU(True),
+                                 nn.ConvTranspose2d(c, c, 2, stride=2))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        e = self.enc(x)
+        r = self.dec(e)
+        if r.shape[-2:] != x.shape[-2:]:
+            r = F.interpolate(r, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return e, r
+
+
+class _GuidedStep(nn.Module):
+    """One refinement step: position + channel self-attention, gated by an encoder-decoder's output."""
+
+    def __init__(self, c: int, num_heads: int, backend: Backend) -> None:
+        super().__init__()
+        self.pam_in, self.cam_in = _cbr(c, c), _cbr(c, c)
+        self.pam = SpatialSelfAttention2d(c, num_heads, positional=False, backend=backend)
+        self.cam = ChannelAttention2d(backend=backend)
+        self.pam_out, self.cam_out = _cbr(c, c), _cbr(c, c)
+        self.encdec = _EncoderDecoder(c)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        sa = self.pam_out(self.pam(self.pam_in(x))) + self.cam_out(self.cam(self.cam_in(x)))
+        emb, rec = self.encdec(sa)
+        return sa * torch.sigmoid(rec), emb, rec
+
+
+class GuidedAttentionModule(nn.Module):
+    """The guided attention module of Sinha & Dolz (2020), two refinement steps.
+
+    Each step applies position attention (self-attention over all ``H * W`` positions) and channel
+    attention (DANet) to its input and sums them; a small encoder-decoder compresses that sum and its
+    reconstruction, through a sigmoid, gates it. The guiding loss pulls the encoder embeddings of the two
+    steps together; the reconstruction loss asks each encoder-decoder to reconstruct its input.
+
+    Args:
+        in_channels: channels of the input (the scale's features concatenated with the multi-scale map).
+        channels: working width ``C``.
+        num_heads: heads of the position attention.
+        backend: attention backend.
+
+    Shapes:
+        ``(B, in_channels, H, W) -> (B, C, H, W)``, plus the scalar guiding and reconstruction losses.
+
+    """
+
+    def __init__(self, in_channels: int, channels: int = 64, num_heads: int = 1, *,
+                 backend: Backend = "auto") -> None:
+        super().__init__()
+        self.reduce = _cbr(in_channels, channels)
+        self.step1 = _GuidedStep(channels, num_heads, backend)
+        self.step2 = _GuidedStep(channels, num_heads, backend)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Return ``(attended (B, C, H, W), guiding loss, reconstruction loss)``."""
+        x = self.reduce(x)
+        a1, e1, r1 = self.step1(x)
+        h = a1 + x
+        a2, e2, r2 = self.step2(h)
+        # the step outputs are attention-weighted features; the reconstructions target what each step saw
+        guide = F.mse_loss(e2, e1)
+        recon = F.mse_loss(r1, x.detach()) + F.mse_loss(r2, h.detach())
+        return a2, guide, recon
+
+
+class MSGANet(nn.Module):
+    """Multi-scale self-guided attention network (Sinha & Dolz, IEEE JBHI 2020).
+
+    The encoder's maps at strides 4, 8, 16 and 32 are each reduced to ``channels`` and upsampled to
+    stride 4 (``F_s``); their concatenation, convolved, is the multi-scale map ``F_MS``. For every scale a
+    :class:`GuidedAttentionModule` attends over ``[F_s, F_MS]``; its output multiplies ``F_MS`` and a head
+    predicts that scale's segmentation. The final prediction is the mean over scales. In training
+    (:meth:`forward_with_aux`) each scale's attended and non-attended predictions are supervised and the
+    guiding and reconstruction losses are returned.
+
+    Args:
+        encoder_name: smp encoder name.
+        encoder_weights: ``None``, a local weight file or an smp weight name.
+        in_channels: image channels.
+        num_classes: output classes ``K``.
+        channels: width of the per-scale and attention features (64 in the paper).
+        num_heads: heads of the position attention.
+        backend: attention backend.
+
+    Shapes:
+        ``(B, in_channels, H, W) -> (B, K, H, W)``, ``H`` and ``W`` multiples of 32.
+
+    """
+
+    def __init__(
+        self,
+        encoder_name: str = "resnet34",
+        *,
+        encoder_weights: str | None = None,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        channels: int = 64,
+        num_heads: int = 1,
+        backend: Backend = "auto",
+    ) -> None:
+        super().__init__()
+        self.encoder = build_encoder(encoder_name, in_channels=in_channels, depth=5, weights=encoder_weights)
+        enc_ch = list(self.encoder.out_channels)[2:]  # strides 4, 8, 16, 32
+        self.stride = 32
+        self.scales = nn.ModuleList(_cbr(c, channels, 1) for c in enc_ch)
+        self.fuse = _cbr(channels * len(enc_ch), channels)
+        self.attn = nn.ModuleList(GuidedAttentionModule(2 * channels, channels, num_heads, backend=backend)
+                                  for _ in enc_ch)
+        self.refine = nn.ModuleList(_cbr(channels, channels) for _ in enc_ch)
+        self.heads = nn.ModuleList(nn.Conv2d(channels, num_classes, 1) for _ in enc_ch)
+        self.aux_heads = nn.ModuleList(nn.Conv2d(channels, num_classes, 1) for _ in enc_ch)
+        self.num_classes = num_classes
+
+    def forward_with_aux(self, x: Tensor) -> SegmentationOutput:
+        """Return the final logits, the deep-supervision logits and the guiding / reconstruction losses."""
+        check_input_size(x, self.stride, "MSGANet")
+        feats = self.encoder(x)[2:]
+        size = feats[0].shape[-2:]
+        per_scale = [
+            F.interpolate(proj(f), size=size, mode="bilinear", align_corners=False) if f.shape[-2:] != size
+            else proj(f)
+            for proj, f in zip(self.scales, feats, strict=True)
+        ]
+        ms = self.fuse(torch.cat(per_scale, dim=1))
+        preds, aux = [], []
+        guide = x.new_zeros(())
+        recon = x.new_zeros(())
+        modules = zip(self.attn, self.refine, self.heads, self.aux_heads, strict=True)
+        for fs, (attn, refine, head, aux_head) in zip(per_scale, modules, strict=True):
+            a, g, r = attn(torch.cat([fs, ms], dim=1))
+            preds.append(head(refine(a * ms)))
+            aux.append(aux_head(fs))
+            guide, recon = guide + g, recon + r
+        up = lambda t: F.interpolate(t, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        logits = up(torch.stack(preds).mean(0))
+        return SegmentationOutput(logits, [up(p) for p in preds + aux], {"guide": guide, "recon": recon})
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(B, K, H, W)``: the mean of the per-scale attended predictions."""
+        return self.forward_with_aux(x).logits

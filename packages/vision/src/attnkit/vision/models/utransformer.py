@@ -1,0 +1,121 @@
+"""U-Transformer (Petit et al. 2021) on any smp / timm encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnkit.core import CrossAttentionGate2d, SpatialSelfAttention2d
+from attnkit.core.attention import Backend
+from attnkit.vision.models.blocks import ConvBlock, SegmentationHead
+from attnkit.vision.models.encoders import build_encoder
+
+__all__ = ["UTransformer", "check_input_size"]
+
+
+def check_input_size(x: Tensor, stride: int, model: str) -> None:
+    """Raise a clear error when ``x (B, C, H, W)`` is not divisible by the encoder's total stride."""
+    if x.dim() != 4:
+        raise ValueError(f"{model} expects images (B, C, H, W), got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if h % stride or w % stride:
+        raise ValueError(
+            f"{model}: input size {h}x{w} is not divisible by the encoder stride {stride}; pad the image, "
+            f"crop patches of a multiple of {stride}, or use sliding-window inference with such a patch size"
+        )
+
+
+class UTransformer(nn.Module):
+    """U-Transformer: a U-Net with self-attention at the bottleneck and cross-attention gates on the skips.
+
+    The encoder's deepest map goes through multi-head self-attention over all its positions with a 2D
+    sinusoidal positional encoding (MHSA, :class:`attnkit.core.SpatialSelfAttention2d`). In each decoder
+    stage the skip connection is filtered by a multi-head cross-attention gate (MHCA,
+    :class:`attnkit.core.CrossAttentionGate2d`) whose queries and keys come from the coarser decoder map,
+    then concatenated with the upsampled decoder map and convolved.
+
+    Args:
+        encoder_name: smp encoder name (``"resnet34"``, ``"tu-convnext_atto"``, ...).
+        encoder_depth: downsampling stages of the encoder (3 to 5).
+        encoder_weights: ``None`` (random init), a local weight file or an smp weight name.
+        in_channels: image channels.
+        num_classes: output classes ``K`` (2 for binary: background and foreground).
+        decoder_channels: channels of the decoder stages, deepest first (``encoder_depth`` entries).
+        num_heads: heads of the bottleneck self-attention.
+        gate_heads: heads of the cross-attention gates (skip channels must divide by it).
+        gated_skips: how many skips (counted from the deepest) get an MHCA gate; ``None`` gates all.
+            The finest skips have the most tokens (``(H/4 * W/4)**2`` attention scores at the stride-2
+            skip), so gating fewer saves memory at large patch sizes.
+        dropout: attention dropout in the bottleneck.
+        backend: attention backend for all attention blocks.
+
+    Shapes:
+        ``(B, in_channels, H, W) -> (B, K, H, W)`` logits, ``H`` and ``W`` multiples of ``2**encoder_depth``.
+
+    """
+
+    def __init__(
+        self,
+        encoder_name: str = "resnet34",
+        *,
+        encoder_depth: int = 5,
+        encoder_weights: str | None = None,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
+        num_heads: int = 8,
+        gate_heads: int = 1,
+        gated_skips: int | None = None,
+        dropout: float = 0.0,
+        backend: Backend = "auto",
+    ) -> None:
+        super().__init__()
+        if len(decoder_channels) != encoder_depth:
+            raise ValueError(f"decoder_channels needs encoder_depth={encoder_depth} entries, got "
+                             f"{len(decoder_channels)}: {tuple(decoder_channels)}")
+        self.encoder = build_encoder(encoder_name, in_channels=in_channels, depth=encoder_depth,
+                                     weights=encoder_weights)
+        enc_ch = list(self.encoder.out_channels)  # input, stride 2, 4, ..., 2**depth
+        self.stride = 2**encoder_depth
+        bottleneck = enc_ch[-1]
+        if bottleneck % num_heads:
+            raise ValueError(f"the encoder's deepest map has {bottleneck} channels, not divisible by "
+                             f"num_heads={num_heads}")
+        self.mhsa = SpatialSelfAttention2d(bottleneck, num_heads, positional=True, dropout=dropout,
+                                           backend=backend)
+        skip_ch = enc_ch[1:-1][::-1]  # deepest skip first; the last stage has no skip
+        n_gated = len(skip_ch) if gated_skips is None else gated_skips
+        gates: list[nn.Module] = []
+        blocks = []
+        prev = bottleneck
+        for i, out_ch in enumerate(decoder_channels):
+            s = skip_ch[i] if i < len(skip_ch) else 0
+            if s and i < n_gated:
+                gates.append(CrossAttentionGate2d(s, prev, gate_heads, backend=backend))
+            else:
+                gates.append(nn.Identity())
+            blocks.append(ConvBlock(prev + s, out_ch))
+            prev = out_ch
+        self.gates = nn.ModuleList(gates)
+        self.blocks = nn.ModuleList(blocks)
+        self.head = SegmentationHead(prev, num_classes)
+        self.num_classes = num_classes
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(B, K, H, W)`` for images ``(B, C, H, W)``."""
+        check_input_size(x, self.stride, "UTransformer")
+        feats = self.encoder(x)
+        skips = feats[1:-1][::-1]
+        y = self.mhsa(feats[-1])
+        for i, (gate, block) in enumerate(zip(self.gates, self.blocks, strict=True)):
+            if i < len(skips):
+                skip = skips[i]
+                gated = skip if isinstance(gate, nn.Identity) else gate(skip, y)
+                y = F.interpolate(y, size=skip.shape[-2:], mode="nearest")
+                y = block(torch.cat([y, gated], dim=1))
+            else:
+                y = block(F.interpolate(y, scale_factor=2.0, mode="nearest"))
+        return self.head(y, x.shape[-2:])
