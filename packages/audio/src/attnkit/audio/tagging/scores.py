@@ -1,0 +1,675 @@
+"""A music-tagging dataset anyone can build offline: real scores rendered to audio, tagged from metadata.
+
+Scores come from the music21 corpus (shipped inside the ``music21`` wheel: Bach chorales, Palestrina
+masses, Monteverdi madrigals, trecento pieces, Haydn/Mozart/Beethoven quartets, Romantic songs and piano
+pieces, Irish/Scottish/German folk tunes, ...). Each piece is cropped to its first ``clip_seconds``,
+written to MIDI by music21 and rendered with FluidSynth and a General MIDI soundfont
+(Debian: ``apt-get install fluidsynth fluid-soundfont-gm``). A process per piece with a timeout keeps a
+slow parse from stalling the build.
+
+Tags come from the score, never from the audio (see ``docs/audio-tagging.md`` for the balance):
+
+- ``instrument:*`` -- the family of each part, from its part name and instrument (vocal part names such
+  as *Soprano*, *Canto*, *Bassus* -> ``voices``; violin/viola/cello -> ``strings``; piano/organ/harpsichord
+  -> ``keyboard``; wind and brass -> ``winds``). A part with no instrument information is played by the
+  GM piano and tagged ``keyboard``. The rendering uses the same family, so the tag describes the audio.
+- ``texture:monophonic`` (one part) or ``texture:polyphonic``.
+- ``era:*`` -- from the composer (score metadata, else the corpus folder, which music21 organises by
+  composer or collection): medieval, renaissance, baroque, classical, romantic, modern, traditional.
+- ``composer:*`` -- the corpus composer (collections of folk tunes have none).
+- ``mode:major`` / ``mode:minor`` -- the first key in the score, else Krumhansl-Schmuckler key analysis.
+- ``metre:duple`` / ``metre:triple`` / ``metre:compound`` -- the first time signature (2 or 4 beats ->
+  duple, 3 -> triple, 6/9/12 over 8 or 16 -> compound).
+- ``tempo:slow|moderate|fast`` -- only when the score states a tempo (metronome mark or tempo text):
+  quarter notes per minute < 80, 80-119, >= 120. Unmarked scores are rendered at music21's 120 per
+  minute and get no tempo tag.
+
+Run it with ``python -m attnkit.audio.tagging.scores OUT_DIR`` (``--help`` for the options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import multiprocessing as mp
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "ERA_OF_COMPOSER",
+    "PieceTags",
+    "ScoreDatasetConfig",
+    "build_score_dataset",
+    "find_soundfont",
+    "instrument_family",
+    "render_sine",
+    "score_tags",
+    "select_corpus_pieces",
+]
+
+#: Era of each composer / collection folder of the music21 corpus.
+ERA_OF_COMPOSER: dict[str, str] = {
+    "trecento": "medieval",
+    "ciconia": "medieval",
+    "luca": "medieval",
+    "palestrina": "renaissance",
+    "josquin": "renaissance",
+    "monteverdi": "renaissance",
+    "lusitano": "renaissance",
+    "bach": "baroque",
+    "handel": "baroque",
+    "corelli": "baroque",
+    "cpebach": "classical",
+    "haydn": "classical",
+    "mozart": "classical",
+    "beethoven": "classical",
+    "schubert": "romantic",
+    "schumann_robert": "romantic",
+    "schumann_clara": "romantic",
+    "chopin": "romantic",
+    "verdi": "romantic",
+    "weber": "romantic",
+    "beach": "romantic",
+    "liliuokalani": "romantic",
+    "schoenberg": "modern",
+    "webern": "modern",
+    "joplin": "modern",
+    "johnson_j_r": "modern",
+    "ryansMammoth": "traditional",
+    "oneills1850": "traditional",
+    "essenFolksong": "traditional",
+    "airdsAirs": "traditional",
+    "miscFolk": "traditional",
+    "nottingham-dataset": "traditional",
+}
+#: Collections of anonymous/traditional tunes: no composer tag.
+_COLLECTIONS = {
+    "ryansMammoth",
+    "oneills1850",
+    "essenFolksong",
+    "airdsAirs",
+    "miscFolk",
+    "nottingham-dataset",
+    "trecento",
+}
+#: Corpus folders that are not pieces of music to render (analyses, exercises, demos, lead sheets).
+_SKIP_FOLDERS = {"demos", "theoryExercises", "leadSheet"}
+
+_VOCAL = re.compile(
+    r"sopran|alto|altus|tenor|bass|canto|cantus|quint|sext|voice|vox|superius|discantus|contra|triplum|"
+    r"motetus|duplum|choir|chor|singer|vocal|treble",
+    re.I,
+)
+_STRINGS = re.compile(r"violin|viola|cello|violoncell|contrabass|double bass|string|fiddle|violon", re.I)
+_KEYBOARD = re.compile(r"piano|organ|harpsichord|keyboard|clavi|cembalo|celesta", re.I)
+_WINDS = re.compile(
+    r"flute|oboe|clarinet|bassoon|horn|trumpet|trombone|tuba|sax|recorder|piccolo|cornet|"
+    r"wind|brass|shawm|pipe",
+    re.I,
+)
+#: General MIDI program (0-based) used to render each family.
+FAMILY_PROGRAM: dict[str, int] = {"voices": 52, "strings": 48, "keyboard": 0, "winds": 73}
+_STRING_PROGRAMS = {"violin": 40, "viola": 41, "cello": 42, "violoncell": 42, "contrabass": 43}
+
+
+def instrument_family(
+    part_name: str | None, instrument_name: str | None, instrument_class: str | None
+) -> str:
+    """Return the instrument family of a part: ``voices``, ``strings``, ``keyboard`` or ``winds``.
+
+    The part name wins over the instrument (corpus files often carry a placeholder MIDI instrument such
+    as *Piano* for vocal parts); a part with no usable information is ``keyboard`` (rendered on piano).
+    """
+    for text in (part_name, instrument_name, instrument_class):
+        if not text:
+            continue
+        if _VOCAL.search(text) and not re.search(
+            r"bassoon|bass clarinet|double bass|contrabass|"
+            r"bass guitar|tenor sax|alto sax|tenorsax|altosax",
+            text,
+            re.I,
+        ):
+            return "voices"
+        if _STRINGS.search(text):
+            return "strings"
+        if _KEYBOARD.search(text):
+            return "keyboard"
+        if _WINDS.search(text):
+            return "winds"
+    return "keyboard"
+
+
+def _program_for(family: str, names: Sequence[str | None]) -> int:
+    if family == "strings":
+        for text in names:
+            for key, prog in _STRING_PROGRAMS.items():
+                if text and key in text.lower():
+                    return prog
+    return FAMILY_PROGRAM[family]
+
+
+@dataclass
+class PieceTags:
+    """What the builder derives from one score.
+
+    Attributes:
+        families: instrument family per part (same order as the parts).
+        composer: corpus composer folder, or ``None`` for collections of traditional tunes.
+        era: era of the composer (see :data:`ERA_OF_COMPOSER`) or ``None``.
+        mode: ``"major"``/``"minor"`` or ``None``.
+        metre: ``"duple"``/``"triple"``/``"compound"`` or ``None``.
+        tempo_qpm: stated tempo in quarter notes per minute, or ``None`` when the score states none.
+        tags: the resulting tag list.
+
+    """
+
+    families: list[str]
+    composer: str | None
+    era: str | None
+    mode: str | None
+    metre: str | None
+    tempo_qpm: float | None
+    tags: list[str] = field(default_factory=list)
+
+
+def _metre(ts: Any) -> str | None:
+    if ts is None:
+        return None
+    num, den = int(ts.numerator), int(ts.denominator)
+    if num in (6, 9, 12) and den >= 8:
+        return "compound"
+    if num % 3 == 0 and num != 6 and num != 12:
+        return "triple"
+    if num in (2, 4, 8, 6, 12) or num % 2 == 0:
+        return "duple"
+    return None
+
+
+def _tempo_band(qpm: float | None) -> str | None:
+    if qpm is None:
+        return None
+    return "slow" if qpm < 80 else ("moderate" if qpm < 120 else "fast")
+
+
+def score_tags(score: Any, corpus_folder: str | None) -> PieceTags:
+    """Derive the tags of a music21 score from its metadata (see the module docstring).
+
+    Args:
+        score: a ``music21.stream.Score``.
+        corpus_folder: the music21 corpus folder it came from (``"bach"``, ``"ryansMammoth"``, ...), used
+            as the composer when the score's metadata names none.
+
+    Returns:
+        The derived :class:`PieceTags`.
+
+    """
+    from music21 import key, meter, tempo
+
+    parts = list(score.parts) or [score]
+    families = []
+    for p in parts:
+        inst = p.getInstrument(returnDefault=False)
+        families.append(
+            instrument_family(
+                p.partName,
+                getattr(inst, "instrumentName", None),
+                type(inst).__name__ if inst is not None else None,
+            )
+        )
+    composer = corpus_folder if corpus_folder and corpus_folder not in _COLLECTIONS else None
+    era = ERA_OF_COMPOSER.get(corpus_folder or "")
+    ks = score.recurse().getElementsByClass(key.Key).first()
+    if ks is None:
+        try:
+            ks = score.analyze("key")
+        except Exception:  # pieces with no pitches
+            ks = None
+    mode = ks.mode if ks is not None and ks.mode in ("major", "minor") else None
+    metre = _metre(score.recurse().getElementsByClass(meter.TimeSignature).first())
+    qpm = None
+    for mark in score.recurse().getElementsByClass(tempo.TempoIndication):
+        if isinstance(mark, tempo.MetronomeMark) and mark.number is not None:
+            qpm = float(mark.getQuarterBPM() or mark.number)
+            break
+        if isinstance(mark, tempo.TempoText):
+            mm = mark.getMetronomeMark()
+            if mm is not None and mm.number is not None:
+                qpm = float(mm.getQuarterBPM() or mm.number)
+                break
+    tags = sorted({f"instrument:{f}" for f in families})
+    tags.append("texture:monophonic" if len(parts) == 1 else "texture:polyphonic")
+    if era:
+        tags.append(f"era:{era}")
+    if composer:
+        tags.append(f"composer:{composer}")
+    if mode:
+        tags.append(f"mode:{mode}")
+    if metre:
+        tags.append(f"metre:{metre}")
+    band = _tempo_band(qpm)
+    if band:
+        tags.append(f"tempo:{band}")
+    return PieceTags(families, composer, era, mode, metre, qpm, tags)
+
+
+# ----------------------------------------------------------------------------------------------- rendering
+
+
+def find_soundfont(path: str | None = None) -> Path | None:
+    """Find a General MIDI soundfont: ``path`` if given, else Debian's ``fluid-soundfont-gm`` if installed."""
+    candidates = (
+        [path]
+        if path
+        else [
+            "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+            "/usr/share/sounds/sf2/default-GM.sf2",
+            "/usr/share/soundfonts/FluidR3_GM.sf2",
+            "/usr/share/soundfonts/default.sf2",
+        ]
+    )
+    for c in candidates:
+        if c and Path(c).is_file():
+            return Path(c)
+    return None
+
+
+def _crop(score: Any, seconds: float) -> Any:
+    """Return the first measures of ``score`` covering ``seconds`` at its first tempo (all on failure)."""
+    from music21 import tempo
+
+    mark = score.recurse().getElementsByClass(tempo.MetronomeMark).first()
+    qpm = float(mark.getQuarterBPM() or 120) if mark is not None and mark.number else 120.0
+    quarters = seconds * qpm / 60.0
+    try:
+        first = score.parts[0] if score.parts else score
+        measures = list(first.getElementsByClass("Measure"))
+        if not measures:
+            return score
+        last = measures[-1].number
+        for m in measures:
+            if m.offset > quarters:
+                last = m.number
+                break
+        return score.measures(measures[0].number, last) if last < measures[-1].number else score
+    except Exception:
+        return score
+
+
+def _set_programs(score: Any, families: Sequence[str]) -> None:
+    from music21 import instrument
+
+    for p, fam in zip(score.parts, families, strict=False):
+        inst = p.getInstrument(returnDefault=False)
+        names = [p.partName, getattr(inst, "instrumentName", None)]
+        new = instrument.Instrument()
+        new.midiProgram = _program_for(fam, names)
+        new.partName = p.partName
+        for old in list(p.recurse().getElementsByClass(instrument.Instrument)):
+            old.activeSite.remove(old)
+        p.insert(0, new)
+
+
+def _events_only(score: Any) -> Any:
+    """Keep the notes, rests, tempo marks and instruments of each part without measures (for MIDI export)."""
+    from music21 import stream
+
+    out = stream.Score()
+    for part in score.parts:
+        flat = part.flatten()
+        new = stream.Part()
+        for el in flat.getElementsByClass(["Note", "Chord", "Rest", "MetronomeMark", "Instrument"]):
+            new.insert(flat.elementOffset(el), el)
+        out.insert(0, new)
+    return out
+
+
+def render_fluidsynth(midi: Path, wav: Path, soundfont: Path, sample_rate: int, timeout: float) -> None:
+    """Render ``midi`` to ``wav`` with the ``fluidsynth`` command (raises on failure or timeout)."""
+    exe = shutil.which("fluidsynth")
+    if exe is None:
+        raise RuntimeError(
+            "the `fluidsynth` command is not installed (Debian: apt-get install fluidsynth "
+            "fluid-soundfont-gm), or use renderer='sine'"
+        )
+    subprocess.run(
+        [exe, "-ni", "-q", "-g", "0.5", "-r", str(sample_rate), "-F", str(wav), str(soundfont), str(midi)],
+        check=True,
+        timeout=timeout,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def render_sine(
+    score: Any, sample_rate: int, seconds: float, families: Sequence[str] | None = None
+) -> np.ndarray:
+    """Render without a soundfont: additive synthesis of the score's notes (no real timbres).
+
+    Each family gets its own harmonic profile and envelope so that instrument tags remain audible, but this
+    is a test and fallback renderer, not a substitute for FluidSynth.
+
+    Returns:
+        ``(N,)`` float32 signal of at most ``seconds``.
+
+    """
+    profiles = {
+        "voices": [1.0, 0.5, 0.2],
+        "strings": [1.0, 0.7, 0.5, 0.35, 0.2],
+        "keyboard": [1.0, 0.4, 0.15],
+        "winds": [1.0, 0.1, 0.4, 0.05, 0.2],
+    }
+    n = int(seconds * sample_rate)
+    out = np.zeros(n, dtype=np.float64)
+    parts = list(score.parts) or [score]
+    fams = list(families or ["keyboard"] * len(parts))
+    for part, fam in zip(parts, fams, strict=False):
+        for item in part.flatten().secondsMap:
+            el = item["element"]
+            if not hasattr(el, "pitches") or not el.pitches:
+                continue
+            start, dur = float(item["offsetSeconds"]), float(item["durationSeconds"])
+            i0 = int(start * sample_rate)
+            if i0 >= n or dur <= 0:
+                continue
+            i1 = min(n, i0 + int(dur * sample_rate))
+            t = np.arange(i1 - i0) / sample_rate
+            env = np.minimum(1.0, t / 0.01) * (np.exp(-3.0 * t) if fam == "keyboard" else 1.0)
+            for p in el.pitches:
+                f0 = float(p.frequency)
+                for h, a in enumerate(profiles.get(fam, [1.0]), start=1):
+                    if f0 * h < sample_rate / 2:
+                        out[i0:i1] += 0.1 * a * env * np.sin(2 * np.pi * f0 * h * t)
+    peak = float(np.abs(out).max()) if n else 0.0
+    return (out / peak * 0.9 if peak > 0 else out).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------- selection
+
+
+def select_corpus_pieces(
+    per_source: int = 40,
+    max_pieces: int = 400,
+    seed: int = 0,
+    max_per_file_sources: dict[str, int] | None = None,
+) -> list[tuple[str, str]]:
+    """Pick pieces from the music21 corpus, at most ``per_source`` per composer/collection folder.
+
+    Returns:
+        ``[(corpus_folder, path), ...]``, sorted by folder then path (deterministic for a seed).
+
+    """
+    from music21 import corpus
+
+    limits = {"essenFolksong": 10, **(max_per_file_sources or {})}
+    by_folder: dict[str, list[str]] = {}
+    for p in corpus.getCorePaths():
+        parts = Path(p).parts
+        folder = parts[parts.index("corpus") + 1] if "corpus" in parts else Path(p).parent.name
+        if folder in _SKIP_FOLDERS or Path(p).suffix in (".rntxt",) or Path(p).stem.endswith("_old"):
+            continue
+        by_folder.setdefault(folder, []).append(str(p))
+    for folder, paths in by_folder.items():  # one file per piece when a piece exists in several formats
+        by_stem: dict[str, str] = {}
+        for p in sorted(paths, key=lambda p: (Path(p).suffix != ".mxl", p)):
+            by_stem.setdefault(str(Path(p).with_suffix("")), p)
+        by_folder[folder] = sorted(by_stem.values())
+    rng = random.Random(seed)
+    chosen: list[tuple[str, str]] = []
+    for folder in sorted(by_folder):
+        paths = sorted(by_folder[folder])
+        rng.shuffle(paths)
+        chosen += [(folder, p) for p in paths[: min(per_source, limits.get(folder, per_source))]]
+    rng.shuffle(chosen)
+    return sorted(chosen[:max_pieces])
+
+
+def split_of(key: str) -> str:
+    """70/10/20 train/val/test split by a stable hash of the piece's group key."""
+    h = int(hashlib.sha1(key.encode()).hexdigest(), 16) % 10
+    return "train" if h < 7 else ("val" if h == 7 else "test")
+
+
+def _group_key(folder: str, path: str) -> str:
+    """Movements of one work share a split: group by file stem without trailing numbers."""
+    if folder == "palestrina":  # Kyrie_03, Gloria_03, ...: movements of mass 3
+        return f"palestrina/mass{re.sub(r'^[A-Za-z]+_?', '', Path(path).stem) or '0'}"
+    stem = re.sub(r"[_\-.]?\d+$", "", Path(path).stem)
+    return f"{folder}/{Path(path).parent.name}/{stem}"
+
+
+# ----------------------------------------------------------------------------------------------- build
+
+
+@dataclass
+class ScoreDatasetConfig:
+    """Settings of :func:`build_score_dataset`."""
+
+    out_dir: str
+    per_source: int = 40
+    max_pieces: int = 400
+    clip_seconds: float = 30.0
+    sample_rate: int = 16000
+    renderer: Literal["fluidsynth", "sine"] = "fluidsynth"
+    soundfont: str | None = None
+    timeout: float = 60.0
+    min_seconds: float = 3.0
+    seed: int = 0
+
+
+def _render_piece(folder: str, path: str, cfg: ScoreDatasetConfig, audio_path: Path) -> dict[str, Any]:
+    import soundfile as sf
+    from music21 import converter, stream
+
+    if path.endswith(".abc"):  # collections of tunes: parse only the first one (whole books take minutes)
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        tunes = re.split(r"(?m)^(?=X:)", text)
+        header = tunes[0] if not tunes[0].startswith("X:") else ""
+        first = next((t for t in tunes if t.startswith("X:")), text)
+        score = converter.parse(header + first, format="abc")
+    else:
+        score = converter.parse(path)
+    if isinstance(score, stream.Opus):
+        score = score.scores[0]
+    tags = score_tags(score, folder)
+    cropped = _crop(score, cfg.clip_seconds + 2.0)
+    if cfg.renderer == "sine":
+        y = render_sine(cropped, cfg.sample_rate, cfg.clip_seconds, tags.families)
+    else:
+        sf2 = find_soundfont(cfg.soundfont)
+        if sf2 is None:
+            raise RuntimeError(
+                "no General MIDI soundfont found (Debian: apt-get install fluid-soundfont-gm), "
+                "pass --soundfont FILE.sf2 or --renderer sine"
+            )
+        _set_programs(cropped, tags.families)
+        with tempfile.TemporaryDirectory() as tmp:
+            mid, wav = Path(tmp) / "piece.mid", Path(tmp) / "piece.wav"
+            try:
+                cropped.write("midi", fp=str(mid))
+            except (
+                Exception
+            ):  # music21's MIDI export trips on some measure structures: export the events only
+                _events_only(cropped).write("midi", fp=str(mid))
+            render_fluidsynth(mid, wav, sf2, cfg.sample_rate, cfg.timeout)
+            data, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+        y = data.mean(axis=1)[: int(cfg.clip_seconds * sr)]
+        # trim the silent tail that the synthesiser leaves after the last note
+        loud = np.flatnonzero(np.abs(y) > 1e-4)
+        y = y[: loud[-1] + 1] if loud.size else y[:0]
+        peak = float(np.abs(y).max()) if y.size else 0.0
+        if peak > 0:
+            y = y / peak * 0.9
+    if y.size < cfg.min_seconds * cfg.sample_rate:
+        raise RuntimeError(f"rendered only {y.size / cfg.sample_rate:.1f} s (< {cfg.min_seconds} s)")
+    sf.write(str(audio_path), y, cfg.sample_rate, format="FLAC")
+    title = (score.metadata.title if score.metadata is not None else None) or Path(path).stem
+    return {**asdict(tags), "title": str(title), "seconds": round(y.size / cfg.sample_rate, 2)}
+
+
+def _worker(folder: str, path: str, cfg: ScoreDatasetConfig, audio_path: Path, out: Any) -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    try:
+        out.put(("ok", _render_piece(folder, path, cfg, audio_path)))
+    except Exception as e:
+        out.put(("error", f"{type(e).__name__}: {e}"))
+
+
+def build_score_dataset(
+    cfg: ScoreDatasetConfig, pieces: Sequence[tuple[str, str]] | None = None, log: Any = print
+) -> Path:
+    """Render and tag corpus pieces into ``cfg.out_dir`` (resumable: finished pieces are kept).
+
+    Writes ``audio/<id>.flac``, ``tags.csv`` (``path,tags,split``; tags joined by ``;``),
+    ``pieces.jsonl`` (everything derived per piece, and failures with their reason) and
+    ``tag_counts.csv`` (positives per tag and split).
+
+    Args:
+        cfg: settings.
+        pieces: ``[(corpus_folder, score_path)]``; default :func:`select_corpus_pieces`.
+        log: called with progress lines.
+
+    Returns:
+        The output folder.
+
+    """
+    out = Path(cfg.out_dir)
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    pieces = list(
+        pieces if pieces is not None else select_corpus_pieces(cfg.per_source, cfg.max_pieces, cfg.seed)
+    )
+    done: dict[str, dict[str, Any]] = {}
+    jsonl = out / "pieces.jsonl"
+    if jsonl.is_file():
+        for line in jsonl.read_text().splitlines():
+            rec = json.loads(line)
+            done[rec["source"]] = rec
+    ctx = mp.get_context("fork")
+    t0 = time.time()
+    with jsonl.open("a") as fh:
+        for i, (folder, path) in enumerate(pieces):
+            rel = f"{folder}/{Path(path).name}"
+            if rel in done:
+                continue
+            pid = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{folder}__{Path(path).stem}")
+            audio = out / "audio" / f"{pid}.flac"
+            q: Any = ctx.Queue()
+            proc = ctx.Process(target=_worker, args=(folder, path, cfg, audio, q), daemon=True)
+            start = time.time()
+            proc.start()
+            status, result = "error", f"timed out after {cfg.timeout:.0f} s"
+            deadline = start + cfg.timeout
+            while time.time() < deadline:
+                try:
+                    status, result = q.get(timeout=0.2)
+                    break
+                except Exception:
+                    if not proc.is_alive() and q.empty():
+                        status, result = "error", f"worker died (exit code {proc.exitcode})"
+                        break
+            if proc.is_alive():
+                proc.terminate()
+            proc.join(5)
+            rec: dict[str, Any] = {
+                "id": pid,
+                "source": rel,
+                "group": _group_key(folder, path),
+                "seconds_to_build": round(time.time() - start, 2),
+            }
+            if status == "ok":
+                rec.update(result, path=f"audio/{pid}.flac", split=split_of(_group_key(folder, path)))
+            else:
+                rec["error"] = result
+                audio.unlink(missing_ok=True)
+            done[rel] = rec
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+            log(
+                f"[{i + 1}/{len(pieces)}] {rel}: "
+                f"{'ok ' + ' '.join(rec['tags']) if status == 'ok' else rec['error']}"
+                f" ({time.time() - t0:.0f} s)"
+            )
+    _write_tables(out, list(done.values()))
+    return out
+
+
+def _write_tables(out: Path, records: list[dict[str, Any]]) -> None:
+    ok = [r for r in records if "error" not in r]
+    with (out / "tags.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "tags", "split"])
+        for r in sorted(ok, key=lambda r: r["id"]):
+            w.writerow([r["path"], ";".join(r["tags"]), r["split"]])
+    counts: dict[str, Counter[str]] = {}
+    for r in ok:
+        for t in r["tags"]:
+            counts.setdefault(t, Counter())[r["split"]] += 1
+    n = Counter(r["split"] for r in ok)
+    with (out / "tag_counts.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["tag", "train", "val", "test", "total", "fraction"])
+        for t in sorted(counts, key=lambda t: (-sum(counts[t].values()), t)):
+            c = counts[t]
+            total = sum(c.values())
+            w.writerow([t, c["train"], c["val"], c["test"], total, f"{total / max(len(ok), 1):.3f}"])
+        w.writerow(["(pieces)", n["train"], n["val"], n["test"], len(ok), "1.000"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m attnkit.audio.tagging.scores OUT_DIR``: build the score-rendered tagging dataset."""
+    p = argparse.ArgumentParser(
+        prog="python -m attnkit.audio.tagging.scores",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("out_dir", help="output folder, e.g. $ATTNKIT_DATA_DIR/tagging-scores")
+    p.add_argument("--per-source", type=int, default=40, help="pieces per composer/collection folder")
+    p.add_argument("--max-pieces", type=int, default=400)
+    p.add_argument("--clip-seconds", type=float, default=30.0)
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--renderer", choices=["fluidsynth", "sine"], default="fluidsynth")
+    p.add_argument("--soundfont", default=None, help="GM .sf2 (default: Debian fluid-soundfont-gm)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per piece")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    cfg = ScoreDatasetConfig(
+        a.out_dir,
+        a.per_source,
+        a.max_pieces,
+        a.clip_seconds,
+        a.sample_rate,
+        a.renderer,
+        a.soundfont,
+        a.timeout,
+        seed=a.seed,
+    )
+    if cfg.renderer == "fluidsynth" and (
+        shutil.which("fluidsynth") is None or find_soundfont(a.soundfont) is None
+    ):
+        print(
+            "fluidsynth or a GM soundfont is missing: apt-get install fluidsynth fluid-soundfont-gm, or pass "
+            "--renderer sine (a plain additive synthesiser)",
+            file=sys.stderr,
+        )
+        return 2
+    build_score_dataset(cfg, log=lambda s: print(s, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
