@@ -256,3 +256,51 @@ def test_compiled_flex_more_masks(mask_name: str) -> None:
     ref = _run("math", shape, mask, torch.float64)
     got = _run("flex", shape, mask, torch.float32)
     _check_close(got, ref, F32)
+
+
+def test_chunked_block_mask_equals_torch_reference() -> None:
+    """Our row-chunked, uncompiled BlockMask equals torch's create_block_mask over several chunks."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    lq, lk = flex._ROW_CHUNK + 300, 1500
+    lengths = torch.tensor([1400, 0])
+    for mask in (SlidingWindowMask(200), KeyPaddingMask(lengths) & CausalMask()):
+        b = None if mask.batch_independent else 2
+        ours = flex._build_block_mask(mask, b, lq, lk, torch.device("cpu"))
+        ref = create_block_mask(mask.mask_mod(), b, None, lq, lk, device="cpu", _compile=False)
+        for name in ("kv_num_blocks", "full_kv_num_blocks", "q_num_blocks", "full_q_num_blocks"):
+            torch.testing.assert_close(getattr(ours, name), getattr(ref, name), msg=name)
+        # indices agree on the used prefix of each row
+        n = ours.kv_num_blocks
+        for idx in torch.nonzero(n > 0)[:50]:
+            i = tuple(idx.tolist())
+            torch.testing.assert_close(ours.kv_indices[i][: n[i]], ref.kv_indices[i][: n[i]])
+
+
+def test_block_masks_are_cached_by_pattern() -> None:
+    flex.clear_cache()
+    a = flex.block_mask_for(SlidingWindowMask(4), 2, 1, 256, 256, torch.device("cpu"))
+    b = flex.block_mask_for(SlidingWindowMask(4), 3, 1, 256, 256, torch.device("cpu"))
+    assert a is b  # batch-independent pattern: shared across batch sizes
+    c = flex.block_mask_for(SlidingWindowMask(5), 2, 1, 256, 256, torch.device("cpu"))
+    assert c is not a
+
+
+def test_flex_failure_raises_by_name_and_auto_uses_sdpa(monkeypatch: pytest.MonkeyPatch) -> None:
+    from attnkit.core.attention import functional
+
+    def broken(*args: object, **kwargs: object) -> torch.Tensor:
+        raise RuntimeError("inductor codegen failed (simulated)")
+
+    monkeypatch.setattr(flex, "flex_attention_call", broken)
+    monkeypatch.setattr(functional, "_flex_failed", set())
+    monkeypatch.setattr(flex, "unavailable_reason", lambda q: None)
+    q = torch.randn(1, 1, functional.FLEX_MIN_LENGTH, 4)
+    mask = SlidingWindowMask(8)
+    with pytest.raises(BackendUnavailableError, match="simulated"):
+        attention(q, q, q, mask, backend="flex")
+    with record_backends() as used:
+        out = attention(q, q, q, mask)
+    assert used == ["sdpa"]
+    torch.testing.assert_close(out, attention(q, q, q, mask, backend="math"))
+    assert choose_backend(q, q, mask)[0] == "sdpa"  # remembered: no retry for these shapes
