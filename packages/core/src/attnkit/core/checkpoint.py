@@ -1,0 +1,99 @@
+"""Checkpointing defaults of the ``attnkit`` command: atomic writes, ``last.ckpt`` and ``best.ckpt``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+__all__ = ["AtomicCheckpointIO", "RunCheckpoint"]
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file in the same folder, fsyncs it, then renames it.
+
+    A process killed at any moment leaves either the previous complete file or the new complete file,
+    never a truncated one. Only local paths are supported (use Lightning's default IO for remote URLs).
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        """Save ``checkpoint`` to ``path`` atomically."""
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO does not take storage_options")
+        target = Path(path)
+        if "://" in str(path):
+            super().save_checkpoint(checkpoint, path)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+            dir_fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` with the run layout of ``attnkit``: ``<run>/checkpoints/{last,best}.ckpt``.
+
+    ``best.ckpt`` tracks the task's ``monitor`` metric (a class attribute of the task, filled in by the
+    CLI when ``monitor`` is left empty); ``last.ckpt`` is rewritten at every save, also every
+    ``every_n_train_steps`` steps when set, so a killed run resumes with ``--ckpt_path last``.
+
+    Args:
+        dirpath: folder of the checkpoints (default ``<default_root_dir>/checkpoints``).
+        monitor: logged metric for ``best.ckpt`` (default: the task's ``monitor``).
+        mode: ``"min"`` or ``"max"`` (default: the task's ``monitor_mode``).
+        every_n_train_steps: also save every N optimizer steps (mid-epoch), 0 to disable.
+        every_n_epochs: save every N epochs.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | None = None,
+        monitor: str | None = None,
+        mode: Literal["min", "max"] = "min",
+        every_n_train_steps: int = 0,
+        every_n_epochs: int = 1,
+    ) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename="best",
+            monitor=monitor,
+            mode=mode,
+            save_last=True,
+            save_top_k=1 if monitor else 0,
+            every_n_train_steps=every_n_train_steps or None,
+            # Lightning allows one trigger: step-based saving replaces the per-epoch one.
+            every_n_epochs=None if every_n_train_steps else every_n_epochs,
+            auto_insert_metric_name=False,
+            enable_version_counter=False,
+        )
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Remove temporary files a killed run may have left, then set up as usual."""
+        super().setup(trainer, pl_module, stage)
+        if trainer.is_global_zero and self.dirpath is not None and Path(self.dirpath).is_dir():
+            for stale in Path(self.dirpath).glob(".*.ckpt.*.tmp"):
+                stale.unlink(missing_ok=True)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Make ``last.ckpt`` hold the final state even when saving is step-based."""
+        super().on_train_end(trainer, pl_module)
+        if self.save_last and not trainer.fast_dev_run and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -1,0 +1,83 @@
+"""The ``attnkit`` command on the demonstration task: subcommands, listings, run layout, errors."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from attnkit.core.cli import main, packaged_configs
+
+SMALL = ["--data.num_samples", "256", "--data.batch_size", "32", "--trainer.max_epochs", "2",
+         "--trainer.enable_progress_bar", "false"]
+
+
+def _metrics(run: Path) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for f in sorted(run.glob("logs/version_*/metrics.csv")):
+        rows += list(csv.DictReader(f.open()))
+    return rows
+
+
+def test_fit_validate_test_predict_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fit", "-c", "demo", *SMALL]) == 0
+    run = Path("runs/demo")
+    assert (run / "checkpoints/last.ckpt").is_file() and (run / "checkpoints/best.ckpt").is_file()
+    assert list(run.glob("logs/version_0/events.out.tfevents.*"))
+    assert (run / "logs/version_0/config.yaml").is_file()
+    ckpt = torch.load(run / "checkpoints/last.ckpt", weights_only=True, map_location="cpu")
+    assert ckpt["global_step"] == 2 * 256 // 32
+    accs = [float(r["val/acc"]) for r in _metrics(run) if r.get("val/acc")]
+    assert len(accs) == 2
+
+    for sub in ("validate", "test"):
+        assert main([sub, "-c", "demo", *SMALL, "--ckpt_path", "best"]) == 0
+    out = capsys.readouterr().out
+    assert "test/acc" in out and "val/acc" in out
+    assert main(["predict", "-c", "demo", *SMALL, "--ckpt_path", "last"]) == 0
+
+
+def test_config_by_path_and_short_class_names(tmp_path: Path) -> None:
+    cfg = packaged_configs()["demo"].path
+    assert main(["fit", "-c", str(cfg), *SMALL, "--trainer.max_epochs", "1",
+                 "--model", "SequenceClassificationTask", "--model.model", "SequenceClassifier",
+                 "--data", "SyntheticSequenceDataModule", "--trainer.default_root_dir", "runs/custom"]) == 0
+    assert (Path("runs/custom/checkpoints/last.ckpt")).is_file()
+
+
+def test_seed_makes_runs_reproducible() -> None:
+    args = [*SMALL, "--trainer.max_epochs", "1", "--seed_everything", "7"]
+    assert main(["fit", "-c", "demo", *args, "--trainer.default_root_dir", "runs/a"]) == 0
+    assert main(["fit", "-c", "demo", *args, "--trainer.default_root_dir", "runs/b"]) == 0
+    a = torch.load("runs/a/checkpoints/last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load("runs/b/checkpoints/last.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_listings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["configs"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith("demo ") for line in lines)
+    assert main(["datasets"]) == 0
+    assert "data root:" in capsys.readouterr().out
+
+
+def test_unknown_config_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fit", "-c", "no-such-config"]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-config" in err and "demo" in err and "attnkit configs" in err
+
+
+def test_missing_best_checkpoint_is_a_clear_error() -> None:
+    with pytest.raises(FileNotFoundError, match=r"best\.ckpt does not exist"):
+        main(["test", "-c", "demo", *SMALL, "--ckpt_path", "best"])
+
+
+def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert all(s in out for s in ("fit", "validate", "test", "predict", "attnkit configs"))
