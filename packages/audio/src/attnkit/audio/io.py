@@ -33,8 +33,32 @@ __all__ = [
 
 #: File extensions libsndfile decodes (lower case, with the dot).
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
-    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".snd", ".caf",
-     ".w64", ".rf64", ".sd2", ".voc", ".htk", ".nist", ".sph", ".ircam", ".mat", ".xi", ".wve", ".paf"}
+    {
+        ".wav",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".aiff",
+        ".aif",
+        ".aifc",
+        ".au",
+        ".snd",
+        ".caf",
+        ".w64",
+        ".rf64",
+        ".sd2",
+        ".voc",
+        ".htk",
+        ".nist",
+        ".sph",
+        ".ircam",
+        ".mat",
+        ".xi",
+        ".wve",
+        ".paf",
+    }
 )
 
 #: How to turn a multi-channel file into one signal: ``"keep"`` returns all channels ``(C, N)``,

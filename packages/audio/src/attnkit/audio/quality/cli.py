@@ -14,26 +14,41 @@ __all__ = ["add_quality_parser", "run_quality"]
 def add_quality_parser(sub: Any) -> None:
     """Register the ``quality`` sub-command."""
     p: argparse.ArgumentParser = sub.add_parser(
-        "quality", help="predict speech quality (NISQA: MOS, noisiness, discontinuity, coloration, loudness)",
+        "quality",
+        help="predict speech quality (NISQA: MOS, noisiness, discontinuity, coloration, loudness)",
         description="Predict speech quality with NISQA. Weights (CC BY-NC-SA 4.0) are not shipped: "
-                    "they are read from <ATTNKIT_DATA_DIR>/nisqa-weights/, from --weights, or "
-                    "downloaded with --download.",
+        "they are read from <ATTNKIT_DATA_DIR>/nisqa-weights/, from --weights, or "
+        "downloaded with --download.",
     )
     p.add_argument("path", nargs="+", help="audio file(s) or folder(s) (searched recursively)")
     p.add_argument("--csv", type=Path, default=None, help="write the results to this CSV file")
-    p.add_argument("--model", default="nisqa", choices=["nisqa", "nisqa_mos_only", "nisqa_tts"],
-                   help="released checkpoint to use (default: nisqa = MOS + 4 dimensions)")
+    p.add_argument(
+        "--model",
+        default="nisqa",
+        choices=["nisqa", "nisqa_mos_only", "nisqa_tts"],
+        help="released checkpoint to use (default: nisqa = MOS + 4 dimensions)",
+    )
     p.add_argument("--weights", type=Path, default=None, help="checkpoint file (overrides --model)")
-    p.add_argument("--download", action="store_true",
-                   help="download missing released weights from the authors (shows the licence)")
-    p.add_argument("--data-root", default=None,
-                   help="data root (default: ATTNKIT_DATA_DIR or ~/.cache/attnkit)")
-    p.add_argument("--channel", default="error",
-                   help="multi-channel files: 'error' (default), 'mean' (average, as the original NISQA) "
-                        "or a channel index")
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="download missing released weights from the authors (shows the licence)",
+    )
+    p.add_argument(
+        "--data-root", default=None, help="data root (default: ATTNKIT_DATA_DIR or ~/.cache/attnkit)"
+    )
+    p.add_argument(
+        "--channel",
+        default="error",
+        help="multi-channel files: 'error' (default), 'mean' (average, as the original NISQA) "
+        "or a channel index",
+    )
     p.add_argument("--batch-size", type=int, default=16, help="files per forward pass")
-    p.add_argument("--skip-errors", action="store_true",
-                   help="report unreadable / too short / too long files and go on instead of stopping")
+    p.add_argument(
+        "--skip-errors",
+        action="store_true",
+        help="report unreadable / too short / too long files and go on instead of stopping",
+    )
     p.set_defaults(func=run_quality)
 
 
@@ -84,12 +99,22 @@ def run_quality(args: argparse.Namespace) -> int:
     try:
         for f, r in zip(files, model.iter_files(files, skip_errors=args.skip_errors), strict=True):
             if isinstance(r, QualityPrediction):
-                row = {"file": str(f), **{k: f"{v:.4f}" for k, v in r.scores.items()},
-                       "duration_s": f"{r.duration_s:.3f}", "sample_rate": r.sample_rate, "error": ""}
+                row = {
+                    "file": str(f),
+                    **{k: f"{v:.4f}" for k, v in r.scores.items()},
+                    "duration_s": f"{r.duration_s:.3f}",
+                    "sample_rate": r.sample_rate,
+                    "error": "",
+                }
             else:
                 failed += 1
-                row = {"file": str(f), **dict.fromkeys(names, ""), "duration_s": "", "sample_rate": "",
-                       "error": str(r)}
+                row = {
+                    "file": str(f),
+                    **dict.fromkeys(names, ""),
+                    "duration_s": "",
+                    "sample_rate": "",
+                    "error": str(r),
+                }
                 print(f"error: {r}", file=sys.stderr)
             rows.append(row)
             if not row["error"]:

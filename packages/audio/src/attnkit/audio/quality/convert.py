@@ -44,9 +44,13 @@ def features_from_args(args: dict[str, Any]) -> NISQAFeatures:
     if args.get("ms_sr") is not None:
         raise CheckpointError(f"checkpoint resamples to ms_sr={args['ms_sr']}; only ms_sr=None is supported")
     return NISQAFeatures(
-        n_fft=int(args["ms_n_fft"]), hop_length=float(args["ms_hop_length"]),
-        win_length=float(args["ms_win_length"]), n_mels=int(args["ms_n_mels"]), fmax=float(args["ms_fmax"]),
-        seg_length=int(args["ms_seg_length"]), seg_hop=int(args["ms_seg_hop_length"]),
+        n_fft=int(args["ms_n_fft"]),
+        hop_length=float(args["ms_hop_length"]),
+        win_length=float(args["ms_win_length"]),
+        n_mels=int(args["ms_n_mels"]),
+        fmax=float(args["ms_fmax"]),
+        seg_length=int(args["ms_seg_length"]),
+        seg_hop=int(args["ms_seg_hop_length"]),
         max_segments=int(args["ms_max_segments"]),
     )
 
@@ -67,16 +71,23 @@ def _build(args: dict[str, Any]) -> nn.Module:
             names,
             cnn_channels=(args["cnn_c_out_1"], args["cnn_c_out_2"], args["cnn_c_out_3"]),
             cnn_pools=(tuple(args["cnn_pool_1"]), tuple(args["cnn_pool_2"]), tuple(args["cnn_pool_3"])),
-            cnn_dropout=float(args["cnn_dropout"]), embed_dim=int(args["td_sa_d_model"]),
-            num_heads=int(args["td_sa_nhead"]), num_layers=int(args["td_sa_num_layers"]),
-            ffn_dim=int(args["td_sa_h"]), dropout=float(args["td_sa_dropout"]),
-            pool_hidden=int(args["pool_att_h"]), pool_dropout=float(args["pool_att_dropout"] or 0.0),
+            cnn_dropout=float(args["cnn_dropout"]),
+            embed_dim=int(args["td_sa_d_model"]),
+            num_heads=int(args["td_sa_nhead"]),
+            num_layers=int(args["td_sa_num_layers"]),
+            ffn_dim=int(args["td_sa_h"]),
+            dropout=float(args["td_sa_dropout"]),
+            pool_hidden=int(args["pool_att_h"]),
+            pool_dropout=float(args["pool_att_dropout"] or 0.0),
         )
     if cnn == "standard" and td == "lstm" and pool == "last_step_bi":
         if args.get("td_lstm_num_layers") != 1 or not args.get("td_lstm_bidirectional"):
             raise CheckpointError("only a single-layer bidirectional LSTM is supported (CNN-LSTM)")
-        return NISQATTS(lstm_hidden=int(args["td_lstm_h"]), fc_out=int(args["cnn_fc_out_h"]),
-                        dropout=float(args["cnn_dropout"]))
+        return NISQATTS(
+            lstm_hidden=int(args["td_lstm_h"]),
+            fc_out=int(args["cnn_fc_out_h"]),
+            dropout=float(args["cnn_dropout"]),
+        )
     raise CheckpointError(f"unsupported NISQA architecture cnn_model={cnn!r}, td={td!r}, pool={pool!r}")
 
 
@@ -84,10 +95,14 @@ _SA_RULES: list[tuple[str, str]] = [
     (r"^cnn\.model\.", "cnn."),
     (r"^time_dependency\.model\.linear\.", "proj."),
     (r"^time_dependency\.model\.norm1\.", "norm."),
-    (r"^time_dependency\.model\.layers\.(\d+)\.self_attn\.in_proj_",
-     r"encoder.layers.\1.self_attn.qkv_proj."),
-    (r"^time_dependency\.model\.layers\.(\d+)\.self_attn\.out_proj\.",
-     r"encoder.layers.\1.self_attn.out_proj."),
+    (
+        r"^time_dependency\.model\.layers\.(\d+)\.self_attn\.in_proj_",
+        r"encoder.layers.\1.self_attn.qkv_proj.",
+    ),
+    (
+        r"^time_dependency\.model\.layers\.(\d+)\.self_attn\.out_proj\.",
+        r"encoder.layers.\1.self_attn.out_proj.",
+    ),
     (r"^time_dependency\.model\.layers\.(\d+)\.linear(\d)\.", r"encoder.layers.\1.ffn.linear\2."),
     (r"^time_dependency\.model\.layers\.(\d+)\.norm(\d)\.", r"encoder.layers.\1.norm\2."),
     (r"^pool_layers\.(\d+)\.model\.", r"heads.\1."),
@@ -122,13 +137,16 @@ def convert_state_dict(state: dict[str, torch.Tensor], model: nn.Module) -> dict
     extra = sorted(set(out) - set(own))
     bad = [k for k in set(own) & set(out) if own[k].shape != out[k].shape]
     if missing or extra or bad:
-        raise CheckpointError(f"checkpoint does not fit the model: missing {missing}, unexpected {extra}, "
-                              f"shape mismatch {bad}")
+        raise CheckpointError(
+            f"checkpoint does not fit the model: missing {missing}, unexpected {extra}, shape mismatch {bad}"
+        )
     return out
 
 
-def load_nisqa_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu",
-                          ) -> tuple[nn.Module, NISQAFeatures]:
+def load_nisqa_checkpoint(
+    path: str | os.PathLike[str],
+    map_location: str | torch.device = "cpu",
+) -> tuple[nn.Module, NISQAFeatures]:
     """Build the model described by an original NISQA checkpoint, load its weights, set eval mode.
 
     Args:
@@ -158,8 +176,9 @@ def load_nisqa_checkpoint(path: str | os.PathLike[str], map_location: str | torc
     return model.eval(), features_from_args(args)
 
 
-def pretrained_checkpoint(name: str = "nisqa", root: str | os.PathLike[str] | None = None, *,
-                          download: bool = False) -> Path:
+def pretrained_checkpoint(
+    name: str = "nisqa", root: str | os.PathLike[str] | None = None, *, download: bool = False
+) -> Path:
     """Path of a released NISQA checkpoint under ``<data root>/nisqa-weights/``.
 
     Args:
@@ -186,10 +205,12 @@ def pretrained_checkpoint(name: str = "nisqa", root: str | os.PathLike[str] | No
             f"Place {rel} there, pass a file (--weights PATH), or download the authors' release with "
             "download=True (CLI: --download), which shows the licence first."
         )
-    print(f"Downloading the NISQA weights {rel!r} by Gabriel Mittag (github.com/gabrielmittag/NISQA).\n"
-          f"Licence: {WEIGHTS_LICENCE} -- non-commercial use, attribution, share-alike; full text: "
-          "https://creativecommons.org/licenses/by-nc-sa/4.0/ . By continuing you accept these terms.",
-          file=sys.stderr)
+    print(
+        f"Downloading the NISQA weights {rel!r} by Gabriel Mittag (github.com/gabrielmittag/NISQA).\n"
+        f"Licence: {WEIGHTS_LICENCE} -- non-commercial use, attribution, share-alike; full text: "
+        "https://creativecommons.org/licenses/by-nc-sa/4.0/ . By continuing you accept these terms.",
+        file=sys.stderr,
+    )
     return fetch(WEIGHTS_DATASET, root, files=[rel, "LICENSE_model_weights"]) / rel
 
 
@@ -198,40 +219,69 @@ def _args_for(model: NISQA, features: NISQAFeatures) -> dict[str, Any]:
     assert isinstance(layer, TransformerEncoderLayer)
     dim = model.output_names == DIMENSIONS
     return {
-        "model": "NISQA_DIM" if dim else "NISQA", "dim": dim, "double_ended": False,
-        "ms_sr": None, "ms_fmax": features.fmax, "ms_n_fft": features.n_fft,
-        "ms_hop_length": features.hop_length, "ms_win_length": features.win_length,
-        "ms_n_mels": features.n_mels, "ms_seg_length": features.seg_length,
-        "ms_seg_hop_length": features.seg_hop, "ms_max_segments": features.max_segments,
-        "cnn_model": "adapt", "cnn_c_out_1": cnn.conv1.out_channels, "cnn_c_out_2": cnn.conv2.out_channels,
-        "cnn_c_out_3": cnn.conv3.out_channels, "cnn_kernel_size": (3, 3), "cnn_dropout": cnn.dropout.p,
-        "cnn_fc_out_h": None, "cnn_pool_1": list(cnn.pools[0]), "cnn_pool_2": list(cnn.pools[1]),
-        "cnn_pool_3": list(cnn.pools[2]), "td": "self_att", "td_sa_d_model": model.proj.out_features,
-        "td_sa_nhead": layer.self_attn.num_heads, "td_sa_pool_size": None, "td_sa_pos_enc": False,
-        "td_sa_num_layers": len(model.encoder.layers), "td_sa_h": layer.ffn.linear1.out_features,
-        "td_sa_dropout": layer.dropout1.p, "td_2": "skip", "pool": "att", "pool_output_size": 1,
-        "pool_att_h": model.heads[0].linear1.out_features, "pool_att_dropout": model.heads[0].dropout.p,
+        "model": "NISQA_DIM" if dim else "NISQA",
+        "dim": dim,
+        "double_ended": False,
+        "ms_sr": None,
+        "ms_fmax": features.fmax,
+        "ms_n_fft": features.n_fft,
+        "ms_hop_length": features.hop_length,
+        "ms_win_length": features.win_length,
+        "ms_n_mels": features.n_mels,
+        "ms_seg_length": features.seg_length,
+        "ms_seg_hop_length": features.seg_hop,
+        "ms_max_segments": features.max_segments,
+        "cnn_model": "adapt",
+        "cnn_c_out_1": cnn.conv1.out_channels,
+        "cnn_c_out_2": cnn.conv2.out_channels,
+        "cnn_c_out_3": cnn.conv3.out_channels,
+        "cnn_kernel_size": (3, 3),
+        "cnn_dropout": cnn.dropout.p,
+        "cnn_fc_out_h": None,
+        "cnn_pool_1": list(cnn.pools[0]),
+        "cnn_pool_2": list(cnn.pools[1]),
+        "cnn_pool_3": list(cnn.pools[2]),
+        "td": "self_att",
+        "td_sa_d_model": model.proj.out_features,
+        "td_sa_nhead": layer.self_attn.num_heads,
+        "td_sa_pool_size": None,
+        "td_sa_pos_enc": False,
+        "td_sa_num_layers": len(model.encoder.layers),
+        "td_sa_h": layer.ffn.linear1.out_features,
+        "td_sa_dropout": layer.dropout1.p,
+        "td_2": "skip",
+        "pool": "att",
+        "pool_output_size": 1,
+        "pool_att_h": model.heads[0].linear1.out_features,
+        "pool_att_dropout": model.heads[0].dropout.p,
     }
 
 
-def export_nisqa_checkpoint(model: NISQA, path: str | os.PathLike[str],
-                            features: NISQAFeatures | None = None) -> Path:
+def export_nisqa_checkpoint(
+    model: NISQA, path: str | os.PathLike[str], features: NISQAFeatures | None = None
+) -> Path:
     """Write ``model`` in the original NISQA checkpoint layout (``args`` + ``model_state_dict``).
 
     The file loads with :func:`load_nisqa_checkpoint` and with the original NISQA code (for models whose
     ``output_names`` are ``DIMENSIONS`` (NISQA_DIM) or a single MOS output (NISQA)).
     """
     if model.output_names not in (DIMENSIONS, ("mos",)):
-        raise CheckpointError(f"the original layout holds NISQA_DIM {DIMENSIONS} or MOS-only models, "
-                              f"not outputs {model.output_names}")
+        raise CheckpointError(
+            f"the original layout holds NISQA_DIM {DIMENSIONS} or MOS-only models, "
+            f"not outputs {model.output_names}"
+        )
     inverse = [
         (r"^cnn\.", "cnn.model."),
         (r"^proj\.", "time_dependency.model.linear."),
         (r"^norm\.", "time_dependency.model.norm1."),
-        (r"^encoder\.layers\.(\d+)\.self_attn\.qkv_proj\.",
-         r"time_dependency.model.layers.\1.self_attn.in_proj_"),
-        (r"^encoder\.layers\.(\d+)\.self_attn\.out_proj\.",
-         r"time_dependency.model.layers.\1.self_attn.out_proj."),
+        (
+            r"^encoder\.layers\.(\d+)\.self_attn\.qkv_proj\.",
+            r"time_dependency.model.layers.\1.self_attn.in_proj_",
+        ),
+        (
+            r"^encoder\.layers\.(\d+)\.self_attn\.out_proj\.",
+            r"time_dependency.model.layers.\1.self_attn.out_proj.",
+        ),
         (r"^encoder\.layers\.(\d+)\.ffn\.linear(\d)\.", r"time_dependency.model.layers.\1.linear\2."),
         (r"^encoder\.layers\.(\d+)\.norm(\d)\.", r"time_dependency.model.layers.\1.norm\2."),
         (r"^heads\.(\d+)\.", r"pool_layers.\1.model." if len(model.output_names) > 1 else "pool.model."),

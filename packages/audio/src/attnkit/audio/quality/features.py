@@ -128,7 +128,7 @@ class NISQAFeatures:
             )
         x = _reflect_pad(waveform.to(self.stft_dtype), self.n_fft // 2)
         window = torch.hann_window(win, periodic=True, dtype=self.stft_dtype, device=x.device)
-        # Frame t is x[t*hop : t*hop + n_fft] times the window zero-padded to n_fft at offset (n_fft - win)//2;
+        # Frame t is x[t*hop : t*hop + n_fft] times the window zero-padded to n_fft at (n_fft - win)//2;
         # only the window's support is non-zero, so transform those `win` samples zero-padded to n_fft: the
         # magnitude is the same (a circular shift changes only the phase) at a fraction of the cost.
         off = (self.n_fft - win) // 2
@@ -146,8 +146,13 @@ class NISQAFeatures:
     def segments(self, spec: Tensor) -> Tensor:
         """Cut a ``(n_mels, T)`` log-mel into ``(n_wins, 1, n_mels, seg_length)`` segments."""
         n = self.num_segments(spec.shape[-1])
-        return spec[:, : (n - 1) * self.seg_hop + self.seg_length].unfold(1, self.seg_length, self.seg_hop) \
-            .permute(1, 0, 2).unsqueeze(1).contiguous()
+        return (
+            spec[:, : (n - 1) * self.seg_hop + self.seg_length]
+            .unfold(1, self.seg_length, self.seg_hop)
+            .permute(1, 0, 2)
+            .unsqueeze(1)
+            .contiguous()
+        )
 
     def __call__(self, waveform: Tensor, sample_rate: int, *, name: str = "waveform") -> Tensor:
         """Waveform ``(N,)`` -> segments ``(n_wins, 1, n_mels, seg_length)``.

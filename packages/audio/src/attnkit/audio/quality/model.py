@@ -42,9 +42,12 @@ class AdaptCNN(nn.Module):
 
     """
 
-    def __init__(self, channels: tuple[int, int, int] = (16, 32, 64),
-                 pools: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] = ((24, 7), (12, 5), (6, 3)),
-                 dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        channels: tuple[int, int, int] = (16, 32, 64),
+        pools: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] = ((24, 7), (12, 5), (6, 3)),
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         c1, c2, c3 = channels
         self.pools = tuple(tuple(p) for p in pools)
@@ -106,8 +109,9 @@ class PoolAttFF(nn.Module):
         query = self.linear2.weight.view(1, 1, 1, -1).expand(x.shape[0], 1, 1, -1)
         mask = KeyPaddingMask(lengths.to(x.device))
         if return_weights:
-            pooled, w = attention(query, keys, x.unsqueeze(1), mask, scale=1.0, backend="math",
-                                  return_weights=True)
+            pooled, w = attention(
+                query, keys, x.unsqueeze(1), mask, scale=1.0, backend="math", return_weights=True
+            )
         else:
             pooled, w = attention(query, keys, x.unsqueeze(1), mask, scale=1.0), None
         out = self.linear3(pooled.reshape(x.shape[0], -1))
@@ -160,8 +164,15 @@ class NISQA(nn.Module):
         self.cnn = AdaptCNN(tuple(cnn_channels), tuple(tuple(p) for p in cnn_pools), cnn_dropout)  # type: ignore[arg-type]
         self.proj = nn.Linear(self.cnn.out_dim, embed_dim)
         self.norm = nn.LayerNorm(embed_dim)
-        layer = TransformerEncoderLayer(embed_dim, num_heads, ffn_dim, dropout=dropout, activation="relu",
-                                        norm_first=False, backend=backend)  # type: ignore[arg-type]
+        layer = TransformerEncoderLayer(
+            embed_dim,
+            num_heads,
+            ffn_dim,
+            dropout=dropout,
+            activation="relu",
+            norm_first=False,
+            backend=backend,
+        )  # type: ignore[arg-type]
         self.encoder = TransformerEncoder(layer, num_layers, final_norm=False)
         self.heads = nn.ModuleList(
             [PoolAttFF(embed_dim, pool_hidden, pool_dropout) for _ in self.output_names]

@@ -24,8 +24,9 @@ class StandardCNN(nn.Module):
         ``(N, 1, 48, 15) -> (N, fc_out)`` (``(N, 768)`` without ``fc_out``).
     """
 
-    def __init__(self, channels: tuple[int, int, int] = (16, 32, 64), dropout: float = 0.2,
-                 fc_out: int | None = 20) -> None:
+    def __init__(
+        self, channels: tuple[int, int, int] = (16, 32, 64), dropout: float = 0.2, fc_out: int | None = 20
+    ) -> None:
         super().__init__()
         c1, c2, c3 = channels
         self.conv1 = nn.Conv2d(1, c1, 3, padding=1)

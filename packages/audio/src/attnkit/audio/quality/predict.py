@@ -36,8 +36,9 @@ class QualityPrediction:
         return self.scores["mos"]
 
 
-def check_waveform(waveform: Tensor, sample_rate: int, *, name: str = "waveform",
-                   silence_dbfs: float = -80.0) -> None:
+def check_waveform(
+    waveform: Tensor, sample_rate: int, *, name: str = "waveform", silence_dbfs: float = -80.0
+) -> None:
     """Raise :class:`~attnkit.audio.io.AudioFileError` for empty, non-finite or silent 1-D signals.
 
     Args:
@@ -54,19 +55,24 @@ def check_waveform(waveform: Tensor, sample_rate: int, *, name: str = "waveform"
     if waveform.numel() == 0:
         raise AudioFileError(f"{name}: has zero samples (empty audio)")
     if not waveform.dtype.is_floating_point:
-        raise AudioFileError(f"{name}: expected floating-point samples in [-1, 1], got {waveform.dtype}; "
-                             "convert integers with x / 32768 (PCM16)")
+        raise AudioFileError(
+            f"{name}: expected floating-point samples in [-1, 1], got {waveform.dtype}; "
+            "convert integers with x / 32768 (PCM16)"
+        )
     finite = torch.isfinite(waveform)
     if not bool(finite.all()):
         bad = int((~finite).sum())
         first = int((~finite).nonzero()[0, 0])
-        raise AudioFileError(f"{name}: {bad} sample(s) are NaN or infinite (first at sample {first}); "
-                             "the signal is corrupt")
+        raise AudioFileError(
+            f"{name}: {bad} sample(s) are NaN or infinite (first at sample {first}); the signal is corrupt"
+        )
     peak = float(waveform.abs().max())
     if peak == 0.0 or 20 * math.log10(peak) < silence_dbfs:
         level = "-inf" if peak == 0.0 else f"{20 * math.log10(peak):.1f}"
-        raise AudioFileError(f"{name}: is silent (peak {level} dBFS, below {silence_dbfs:g} dBFS); "
-                             "NISQA rates speech and needs an audible signal")
+        raise AudioFileError(
+            f"{name}: is silent (peak {level} dBFS, below {silence_dbfs:g} dBFS); "
+            "NISQA rates speech and needs an audible signal"
+        )
 
 
 class SpeechQualityModel:
@@ -86,9 +92,15 @@ class SpeechQualityModel:
 
     """
 
-    def __init__(self, model: nn.Module, features: NISQAFeatures | None = None, *,
-                 channel: ChannelMode = "error", device: str | torch.device = "cpu",
-                 batch_size: int = 16) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        features: NISQAFeatures | None = None,
+        *,
+        channel: ChannelMode = "error",
+        device: str | torch.device = "cpu",
+        batch_size: int = 16,
+    ) -> None:
         self.model = model.to(device).eval()
         self.features = features or NISQAFeatures()
         self.channel = channel
@@ -105,8 +117,14 @@ class SpeechQualityModel:
         return cls(model, features, **kwargs)  # type: ignore[arg-type]
 
     @classmethod
-    def from_pretrained(cls, name: str = "nisqa", *, root: str | os.PathLike[str] | None = None,
-                        download: bool = False, **kwargs: object) -> SpeechQualityModel:
+    def from_pretrained(
+        cls,
+        name: str = "nisqa",
+        *,
+        root: str | os.PathLike[str] | None = None,
+        download: bool = False,
+        **kwargs: object,
+    ) -> SpeechQualityModel:
         """Load a released checkpoint from ``<data root>/nisqa-weights/`` (:func:`pretrained_checkpoint`)."""
         from attnkit.audio.quality.convert import pretrained_checkpoint
 
@@ -136,8 +154,12 @@ class SpeechQualityModel:
         """
         return self.predict_batch([waveform], sample_rate)[0]
 
-    def predict_batch(self, waveforms: Sequence[Tensor | np.ndarray], sample_rate: int | Sequence[int],
-                      names: Sequence[str] | None = None) -> list[QualityPrediction]:
+    def predict_batch(
+        self,
+        waveforms: Sequence[Tensor | np.ndarray],
+        sample_rate: int | Sequence[int],
+        names: Sequence[str] | None = None,
+    ) -> list[QualityPrediction]:
         """Scores of several signals (any lengths and rates), ``batch_size`` signals per forward pass."""
         single = isinstance(sample_rate, int | np.integer)
         rates = [sample_rate] * len(waveforms) if single else list(sample_rate)  # type: ignore[arg-type]
@@ -151,16 +173,26 @@ class SpeechQualityModel:
             scores = self._run(segs)
             for j, i in enumerate(chunk):
                 n = torch.as_tensor(waveforms[i]).shape[-1]
-                out.append(QualityPrediction(dict(zip(self.output_names, scores[j].tolist(), strict=True)),
-                                             n / int(rates[i]), int(rates[i]), labels[i]))
+                out.append(
+                    QualityPrediction(
+                        dict(zip(self.output_names, scores[j].tolist(), strict=True)),
+                        n / int(rates[i]),
+                        int(rates[i]),
+                        labels[i],
+                    )
+                )
         return out
 
     def predict_file(self, path: str | os.PathLike[str]) -> QualityPrediction:
         """Scores of one audio file (read at its native rate)."""
         return self.predict_files([path])[0]
 
-    def iter_files(self, paths: Sequence[str | os.PathLike[str]], *, skip_errors: bool = False,
-                   ) -> Iterator[QualityPrediction | AudioFileError | ValueError]:
+    def iter_files(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        skip_errors: bool = False,
+    ) -> Iterator[QualityPrediction | AudioFileError | ValueError]:
         """Predict files in batches; with ``skip_errors`` a bad file yields its error instead of raising."""
         for start in range(0, len(paths), self.batch_size):
             batch: list[tuple[str, Tensor]] = []
@@ -183,8 +215,12 @@ class SpeechQualityModel:
                 for (name, _), row in zip(batch, scores, strict=True):
                     r = results[name]
                     assert isinstance(r, QualityPrediction)
-                    results[name] = QualityPrediction(dict(zip(self.output_names, row.tolist(), strict=True)),
-                                                      r.duration_s, r.sample_rate, name)
+                    results[name] = QualityPrediction(
+                        dict(zip(self.output_names, row.tolist(), strict=True)),
+                        r.duration_s,
+                        r.sample_rate,
+                        name,
+                    )
             for p in paths[start : start + self.batch_size]:
                 yield results[str(p)]
 
@@ -192,8 +228,12 @@ class SpeechQualityModel:
         """Scores of audio files, batched; the first bad file raises an error naming it."""
         return [r for r in self.iter_files(paths) if isinstance(r, QualityPrediction)]
 
-    def predict_dir(self, folder: str | os.PathLike[str], *, recursive: bool = True,
-                    ) -> list[QualityPrediction]:
+    def predict_dir(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        recursive: bool = True,
+    ) -> list[QualityPrediction]:
         """Scores of every audio file under ``folder`` (sorted by path)."""
         files = list_audio_files(folder, recursive=recursive)
         if not files:

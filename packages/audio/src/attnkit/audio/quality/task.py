@@ -1,0 +1,120 @@
+"""SpeechQualityTask: trains a quality model on per-dimension MSE, reports PCC and RMSE per dimension."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torchmetrics.regression import MeanSquaredError, PearsonCorrCoef
+
+__all__ = ["SpeechQualityTask"]
+
+
+class SpeechQualityTask(pl.LightningModule):
+    """Regression of quality scores (MOS and dimensions) from padded log-mel segments.
+
+    Args:
+        model: maps ``(segments (B, L, 1, M, S), lengths (B,))`` to ``(B, K)``; its ``output_names`` (linked
+            from the data module's ``score_columns``) name the targets.
+        loss: ``"mse"`` (the original NISQA training) or ``"l1"``, averaged over all outputs.
+        optimizer: builds the optimiser from the parameters.
+        scheduler: optional learning-rate scheduler (monitored on ``val/loss`` for ReduceLROnPlateau).
+
+    Logged: ``{stage}/loss``, ``{stage}/pcc_<name>`` and ``{stage}/rmse_<name>`` for every output.
+
+    """
+
+    monitor: ClassVar[str] = "val/pcc_mos"
+    monitor_mode: ClassVar[str] = "max"
+    cli_links: ClassVar[dict[str, str]] = {"score_columns": "model.init_args.output_names"}
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: Literal["mse", "l1"] = "mse",
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        if loss not in ("mse", "l1"):
+            raise ValueError(f"loss must be 'mse' or 'l1', got {loss!r}")
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        self.loss_name = loss
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.names: tuple[str, ...] = tuple(getattr(model, "output_names", ("mos",)))
+        k = len(self.names)
+        self.metrics = nn.ModuleDict(
+            {
+                stage: nn.ModuleDict(
+                    {
+                        "pcc": PearsonCorrCoef(num_outputs=k) if k > 1 else PearsonCorrCoef(),
+                        "rmse": MeanSquaredError(squared=False, num_outputs=k),
+                    }
+                )
+                for stage in ("val", "test")
+            }
+        )
+
+    def forward(self, segments: Tensor, lengths: Tensor) -> Tensor:
+        """``(B, L, 1, M, S), (B,) -> (B, K)``."""
+        return self.model(segments, lengths)
+
+    def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        pred = self(batch["segments"], batch["lengths"])
+        target = batch["target"]
+        if pred.shape != target.shape:
+            raise ValueError(
+                f"model outputs {tuple(pred.shape)} ({self.names}) but targets are "
+                f"{tuple(target.shape)}; the model's output_names must match the data's score_columns"
+            )
+        fn = F.mse_loss if self.loss_name == "mse" else F.l1_loss
+        return fn(pred, target), pred, target
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
+        loss, _, _ = self._loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["target"].shape[0])
+        return loss
+
+    def _eval(self, batch: dict[str, Tensor], stage: str) -> None:
+        loss, pred, target = self._loss(batch)
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", sync_dist=True, batch_size=target.shape[0])
+        m = self.metrics[stage]
+        if len(self.names) == 1:
+            pred, target = pred[:, 0], target[:, 0]
+        m["pcc"].update(pred.float(), target.float())
+        m["rmse"].update(pred.float(), target.float())
+
+    def _eval_end(self, stage: str) -> None:
+        m = self.metrics[stage]
+        pcc, rmse = m["pcc"].compute().reshape(-1), m["rmse"].compute().reshape(-1)
+        for i, name in enumerate(self.names):
+            self.log(f"{stage}/pcc_{name}", pcc[i], prog_bar=stage == "val" and name == "mos")
+            self.log(f"{stage}/rmse_{name}", rmse[i])
+        m["pcc"].reset()
+        m["rmse"].reset()
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:  # noqa: D102
+        self._eval(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:  # noqa: D102
+        self._eval_end("val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:  # noqa: D102
+        self._eval(batch, "test")
+
+    def on_test_epoch_end(self) -> None:  # noqa: D102
+        self._eval_end("test")
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
+        return self(batch["segments"], batch["lengths"])
+
+    def configure_optimizers(self) -> Any:  # noqa: D102
+        opt = self.optimizer(self.parameters())
+        if self.scheduler is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler(opt), "monitor": "val/loss"}}
