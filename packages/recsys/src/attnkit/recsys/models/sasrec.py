@@ -144,7 +144,8 @@ class SASRec(nn.Module):
         x = self.emb_dropout(x) * keep
         # Causal attention to real (non-padding) keys; a padding query may see itself only, so no row is
         # empty. Padding rows are zeroed by `keep` afterwards.
-        itself = torch.eye(length, dtype=torch.bool, device=seq.device)
+        pos = torch.arange(length, device=seq.device)
+        itself = pos.unsqueeze(1) == pos.unsqueeze(0)
         mask = CausalMask() & (KeyPaddingMask(valid) | BoolMask(itself))
         for block in self.blocks:
             x = block(x, mask, keep)
