@@ -1,0 +1,179 @@
+"""PhysioNet-2012 imputation: attnkit SAITS vs PyPOTS SAITS on the same data, masks and epochs.
+
+Both use the paper's hyper-parameters (5 layers, d_model 256, d_ffn 512, 8 heads, d_k = d_v = 32, no dropout,
+Adam lr 6.83e-4, batch 128, MIT rate 0.2) and the data module's split, standardisation and seeded 10%
+hold-out. Metrics are computed by the same code (attnkit.timeseries.metrics) on the same held-out values.
+
+    ATTNKIT_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python benchmarks/saits_physionet2012.py attnkit --epochs 5
+    ATTNKIT_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python benchmarks/saits_physionet2012.py pypots --epochs 5
+    python benchmarks/saits_physionet2012.py baselines
+
+Results go to --out (JSON per run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from attnkit.timeseries import saits_physionet2012
+from attnkit.timeseries.data import PhysioNet2012DataModule
+from attnkit.timeseries.metrics import MaskedMAE, MaskedMRE, MaskedRMSE
+
+LR = 0.00068277455043675505
+PAPER = {"mae": 0.186, "rmse": 0.431, "mre": 0.266}
+
+
+def metrics(pred: np.ndarray | torch.Tensor, target: torch.Tensor, held: torch.Tensor) -> dict[str, float]:
+    pred = torch.as_tensor(pred, dtype=torch.float64)
+    t = torch.nan_to_num(target.double())
+    out = {}
+    for name, cls in (("mae", MaskedMAE), ("rmse", MaskedRMSE), ("mre", MaskedMRE)):
+        m = cls()
+        m.update(pred, t, held)
+        out[name] = float(m.compute())
+    return out
+
+
+def eval_arrays(dm: PhysioNet2012DataModule, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ds = dm.dataset(split)
+    x = ds.values
+    held = ds.holdout
+    given = x.clone()
+    given[held] = float("nan")
+    return x, held, given
+
+
+def run_baselines(dm: PhysioNet2012DataModule) -> dict[str, dict[str, float]]:
+    x, held, given = eval_arrays(dm, "test")
+    # mean: the training mean, i.e. 0 on the standardised scale
+    mean_pred = torch.nan_to_num(given, nan=0.0)
+    # LOCF: carry the last observation forward, backward-fill leading gaps, 0 where a feature is empty
+    a = given.numpy().copy()
+    _n, length, _f = a.shape
+    for t in range(1, length):
+        a[:, t] = np.where(np.isnan(a[:, t]), a[:, t - 1], a[:, t])
+    for t in range(length - 2, -1, -1):
+        a[:, t] = np.where(np.isnan(a[:, t]), a[:, t + 1], a[:, t])
+    locf = np.nan_to_num(a, nan=0.0)
+    return {"mean": metrics(mean_pred, x, held), "locf": metrics(locf, x, held)}
+
+
+class _EpochTimes(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.getMessage()).startswith("Epoch"):
+            self.times.append(time.perf_counter())
+            print(json.dumps({"epoch": len(self.times), "seconds": self.times[-1] - self.t0}), flush=True)
+            self.t0 = self.times[-1]
+
+
+def run_pypots(dm: PhysioNet2012DataModule, epochs: int, out_dir: Path) -> dict:
+    from pypots.imputation import SAITS as PSAITS
+    from pypots.nn.modules.loss import MAE
+    from pypots.optim import Adam
+    from pypots.utils.logging import logger
+
+    train = dm.dataset("train").values.numpy()
+    xv, _, gv = eval_arrays(dm, "val")
+    xt, held_t, gt = eval_arrays(dm, "test")
+    model = PSAITS(n_steps=48, n_features=dm.num_features, n_layers=5, d_model=256, n_heads=8, d_k=32, d_v=32,
+                   d_ffn=512, dropout=0.0, attn_dropout=0.0, diagonal_attention_mask=True, ORT_weight=1,
+                   MIT_weight=1, batch_size=128, epochs=epochs, patience=None, training_loss=MAE,
+                   validation_metric=MAE, optimizer=Adam(lr=LR), num_workers=0, device="cpu",
+                   saving_path=str(out_dir / "pypots"), model_saving_strategy="all")
+    h = _EpochTimes()
+    logger.addHandler(h)
+    t0 = h.t0 = time.perf_counter()
+    model.fit({"X": train}, {"X": gv.numpy(), "X_ori": xv.numpy()})
+    total = time.perf_counter() - t0
+    stamps = [t0, *h.times]
+    per_epoch = [b - a for a, b in itertools.pairwise(stamps)]
+    pred = model.predict({"X": gt.numpy()})["imputation"]
+    return {"impl": "pypots", "epochs": epochs, "fit_seconds": total, "epoch_seconds": per_epoch,
+            "test": metrics(pred, xt, held_t)}
+
+
+def run_attnkit(dm: PhysioNet2012DataModule, epochs: int, out_dir: Path, precision: str) -> dict:
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from attnkit.timeseries.tasks import ImputationTask
+
+    class Timer(Callback):
+        def __init__(self) -> None:
+            self.starts: list[float] = []
+            self.ends: list[float] = []
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
+            self.starts.append(time.perf_counter())
+
+        def on_validation_epoch_end(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
+            if not trainer.sanity_checking:
+                self.ends.append(time.perf_counter())
+                log = {"epoch": trainer.current_epoch, "seconds": self.ends[-1] - self.starts[-1],
+                       **{k: float(v) for k, v in trainer.callback_metrics.items()}}
+                print(json.dumps(log), flush=True)
+
+    task = ImputationTask(saits_physionet2012(dm.num_features, 48),
+                          optimizer=lambda p: torch.optim.Adam(p, lr=LR))
+    timer = Timer()
+    ckpt = ModelCheckpoint(dirpath=out_dir / "attnkit" / "checkpoints", monitor="val/mae", mode="min",
+                           save_last=True, save_top_k=-1, every_n_epochs=1, filename="epoch{epoch}",
+                           auto_insert_metric_name=False)
+    trainer = L.Trainer(max_epochs=epochs, precision=precision, callbacks=[timer, ckpt],  # type: ignore[arg-type]
+                        logger=CSVLogger(out_dir / "attnkit"), enable_progress_bar=False,
+                        num_sanity_val_steps=0, deterministic=False)
+    t0 = time.perf_counter()
+    trainer.fit(task, dm)
+    total = time.perf_counter() - t0
+    res = trainer.test(task, dm, ckpt_path=ckpt.best_model_path, verbose=False)[0]
+    return {"impl": f"attnkit ({precision})", "epochs": trainer.current_epoch, "fit_seconds": total,
+            "epoch_seconds": [b - a for a, b in zip(timer.starts, timer.ends, strict=False)],
+            "best_checkpoint": ckpt.best_model_path,
+            "test": {k.split("/")[1]: v for k, v in res.items()}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("impl", choices=["attnkit", "pypots", "baselines"])
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--precision", default="32-true", help="attnkit only: 32-true or bf16-mixed")
+    p.add_argument("--seed", type=int, default=2023)
+    p.add_argument("--out", default="/work/notes/saits-physionet2012")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dm = PhysioNet2012DataModule(seed=args.seed)
+    dm.setup()
+    info = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "paper": PAPER,
+            "n": {k: len(dm.dataset(k)) for k in ("train", "val", "test")}}
+    if args.impl == "baselines":
+        res: dict = {"impl": "baselines", **run_baselines(dm)}
+    elif args.impl == "pypots":
+        res = run_pypots(dm, args.epochs, out_dir)
+    else:
+        res = run_attnkit(dm, args.epochs, out_dir, args.precision)
+    res.update(info)
+    name = args.impl if args.impl != "attnkit" else f"attnkit-{args.precision}"
+    (out_dir / f"{name}.json").write_text(json.dumps(res, indent=2))
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
