@@ -47,7 +47,8 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path, *, strict: bool =
             state = state[key]
     if any(k.startswith("encoder.") for k in state):
         state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
-    result = encoder.load_state_dict(state, strict=False)
+    # nn.Module's own loader: smp encoders override load_state_dict (dropping the classifier keys)
+    result = nn.Module.load_state_dict(encoder, state, strict=False)
     if strict and (result.missing_keys or result.unexpected_keys):
         raise ValueError(
             f"{p} does not fit the encoder: missing keys {result.missing_keys[:5]}"

@@ -1,0 +1,103 @@
+"""Speed of attnkit.vision models against smp Unet, same process, same machine, interleaved.
+
+Measures (a) training throughput: images/s of forward + backward + Adam step on random 256x256 patches
+(batch 4), and (b) inference time for one 1000x1000 image with sliding windows (256, overlap 0.25,
+Gaussian blending), as the MoNuSeg evaluation runs. Models are timed round-robin and the median is
+reported, so load from other processes hits all of them alike; ratios are against smp Unet.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/vision_speed.py --threads 1 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from attnkit.vision import MSGANet, SegmentationLoss, UTransformer, sliding_window_inference
+
+
+def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
+    return {
+        "smp Unet": lambda: smp.Unet(encoder, encoder_weights=None, classes=2),
+        "UTransformer": lambda: UTransformer(encoder, num_classes=2, num_heads=8),
+        "MSGANet": lambda: MSGANet(encoder, num_classes=2),
+    }
+
+
+def train_step_time(model: nn.Module, opt: torch.optim.Optimizer, loss: nn.Module, x: torch.Tensor,
+                    y: torch.Tensor) -> float:
+    t = time.perf_counter()
+    opt.zero_grad()
+    out = model.forward_with_aux(x).logits if hasattr(model, "forward_with_aux") else model(x)
+    loss(out, y).backward()
+    opt.step()
+    return time.perf_counter() - t
+
+
+@torch.no_grad()
+def infer_time(model: nn.Module, image: torch.Tensor) -> float:
+    t = time.perf_counter()
+    sliding_window_inference(image, model, 256, overlap=0.25, batch_size=4)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--encoder", default="resnet34")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--models", nargs="*", default=None)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    names = args.models or list(builders(args.encoder))
+    models = {n: builders(args.encoder)[n]() for n in names}
+    opts = {n: torch.optim.Adam(m.parameters(), 1e-4) for n, m in models.items()}
+    loss = SegmentationLoss("dice_ce")
+    x = torch.randn(args.batch, 3, 256, 256)
+    y = (torch.rand(args.batch, 256, 256) > 0.7).long()
+    image = torch.randn(1, 3, 1000, 1000)
+    train: dict[str, list[float]] = {n: [] for n in names}
+    infer: dict[str, list[float]] = {n: [] for n in names}
+    for n, m in models.items():  # warm-up
+        m.train()
+        train_step_time(m, opts[n], loss, x, y)
+    for _ in range(args.repeats):
+        for n, m in models.items():
+            m.train()
+            train[n].append(train_step_time(m, opts[n], loss, x, y))
+    for _ in range(max(1, args.repeats - 1)):
+        for n, m in models.items():
+            m.eval()
+            infer[n].append(infer_time(m, image))
+    base = names[0]
+    res = {}
+    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {args.threads}, "
+          f"encoder {args.encoder}, batch {args.batch}x256x256, median of {args.repeats}")
+    print("| model | params (M) | train images/s | vs smp Unet | inference 1000x1000 (s) | vs smp Unet |")
+    print("|---|---|---|---|---|---|")
+    for n in names:
+        ips = args.batch / statistics.median(train[n])
+        inf = statistics.median(infer[n])
+        ips0 = args.batch / statistics.median(train[base])
+        inf0 = statistics.median(infer[base])
+        params = sum(p.numel() for p in models[n].parameters()) / 1e6
+        res[n] = {"train_images_per_s": ips, "infer_s_1000": inf, "params_m": params}
+        print(f"| {n} | {params:.1f} | {ips:.2f} | {ips / ips0:.2f}x | {inf:.2f} | {inf / inf0:.2f}x |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "results": res}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

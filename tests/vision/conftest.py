@@ -1,0 +1,75 @@
+"""Tiny on-disk fixture datasets in the real layouts (made per test, never committed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+TINY = "tu-mobilenetv3_small_050"  # timm's smallest-ish encoder: fast tests
+
+
+def blobs(rng: np.random.Generator, h: int, w: int, n: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB image with dark-purple disks on a pink background, and its 0/255 mask."""
+    yy, xx = np.mgrid[:h, :w]
+    mask = np.zeros((h, w), bool)
+    for _ in range(n):
+        cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(3, max(4, min(h, w) // 6))
+        mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+    img = np.where(mask[..., None], [90, 40, 140], [230, 170, 200]).astype(np.float64)
+    img += rng.normal(0, 12, img.shape)
+    return img.clip(0, 255).astype(np.uint8), mask.astype(np.uint8) * 255
+
+
+def make_monuseg(root: Path, size: tuple[int, int] = (72, 80), seed: int = 0) -> Path:
+    """``root/monuseg/{Train,Val,Test}_Folder/{img,labelcol}``; test images are TIFF as in the real data."""
+    rng = np.random.default_rng(seed)
+    base = root / "monuseg"
+    for split, n in (("Train_Folder", 3), ("Val_Folder", 1), ("Test_Folder", 2)):
+        (base / split / "img").mkdir(parents=True)
+        (base / split / "labelcol").mkdir(parents=True)
+        for i in range(n):
+            img, mask = blobs(rng, *size)
+            name = f"TCGA-{split[:2]}-{i}"
+            if split == "Test_Folder":
+                tifffile.imwrite(base / split / "img" / f"{name}.tif", img)
+            else:
+                Image.fromarray(img).save(base / split / "img" / f"{name}.png")
+            Image.fromarray(mask).save(base / split / "labelcol" / f"{name}.png")
+    return base
+
+
+def make_isbi(root: Path, n: int = 10, size: int = 64, seed: int = 0) -> Path:
+    """``root/isbi2012-em/{image,label}/N.png``, greyscale, label 255 = cell, 0 = membrane."""
+    rng = np.random.default_rng(seed)
+    base = root / "isbi2012-em"
+    (base / "image").mkdir(parents=True)
+    (base / "label").mkdir(parents=True)
+    for i in range(n):
+        img, mask = blobs(rng, size, size)
+        Image.fromarray(img[..., 0]).save(base / "image" / f"{i}.png")
+        Image.fromarray(255 - mask).save(base / "label" / f"{i}.png")
+    return base
+
+
+@pytest.fixture
+def fixtures() -> object:
+    """The fixture builders, for tests that need non-default sizes or broken files."""
+    import types
+
+    return types.SimpleNamespace(blobs=blobs, make_monuseg=make_monuseg, make_isbi=make_isbi)
+
+
+@pytest.fixture
+def monuseg_root(tmp_path: Path) -> Path:
+    make_monuseg(tmp_path / "data")
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def isbi_root(tmp_path: Path) -> Path:
+    make_isbi(tmp_path / "data")
+    return tmp_path / "data"

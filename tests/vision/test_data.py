@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from attnkit.core.data import get_dataset
+from attnkit.vision import (
+    FolderSegmentationDataModule,
+    ImageFormatError,
+    ISBI2012DataModule,
+    MoNuSegDataModule,
+    SegmentationAugment,
+    load_pairs,
+    read_image,
+)
+
+
+def _pair_dirs(tmp_path: Path, fixtures: Any, n: int = 2, size: tuple[int, int] = (40, 48)) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    imgs, masks = tmp_path / "img", tmp_path / "mask"
+    imgs.mkdir()
+    masks.mkdir()
+    for i in range(n):
+        img, mask = fixtures.blobs(rng, *size)
+        Image.fromarray(img).save(imgs / f"im{i}.png")
+        Image.fromarray(mask).save(masks / f"im{i}.png")
+    return imgs, masks
+
+
+def test_monuseg_layout_reads_tiff_test_images(monuseg_root: Path) -> None:
+    dm = MoNuSegDataModule(root=str(monuseg_root), patch_size=32, samples_per_epoch=5, batch_size=2)
+    test = dm.load_split("test")
+    assert [p.path.suffix for p in test] == [".tif", ".tif"]
+    assert test[0].image.shape == (3, 72, 80) and test[0].image.dtype == np.uint8
+    assert set(np.unique(test[0].mask)) <= {0, 1} and test[0].mask.any()
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (2, 3, 32, 32) and batch["image"].dtype == torch.float32
+    assert batch["mask"].shape == (2, 32, 32) and batch["mask"].dtype == torch.long
+    val = next(iter(dm.val_dataloader()))
+    assert val["image"].shape == (1, 3, 72, 80) and val["mask"].shape == (1, 72, 80)
+    assert dm.num_classes == 2 and dm.in_channels == 3
+
+
+def test_isbi_folds_partition_the_slices(isbi_root: Path) -> None:
+    seen = []
+    for fold in range(5):
+        dm = ISBI2012DataModule(root=str(isbi_root), fold=fold, num_folds=5)
+        train, test = dm.load_split("train"), dm.load_split("test")
+        assert len(train) == 8 and len(test) == 2
+        assert not {p.name for p in train} & {p.name for p in test}
+        seen += [p.name for p in test]
+        assert train[0].image.shape == (1, 64, 64)
+    assert sorted(seen, key=int) == [str(i) for i in range(10)]
+    # label 255 = cell -> class 0; membrane (0) -> class 1
+    raw = np.asarray(Image.open(isbi_root / "isbi2012-em" / "label" / "0.png"))
+    dm = ISBI2012DataModule(root=str(isbi_root), fold=4)
+    pair = next(p for p in dm.load_split("train") if p.name == "0")
+    np.testing.assert_array_equal(pair.mask, (raw == 0).astype(np.int64))
+    with pytest.raises(ValueError, match=r"fold must be in 0\.\.4"):
+        ISBI2012DataModule(fold=5)
+
+
+def test_size_mismatch_names_the_files(tmp_path: Path, fixtures: Any) -> None:
+    imgs, masks = _pair_dirs(tmp_path, fixtures)
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(masks / "im1.png")
+    with pytest.raises(ImageFormatError, match=r"im1\.png is 40x48 but its mask .*im1\.png is 10x10"):
+        load_pairs(imgs, masks)
+
+
+def test_mask_values_outside_class_set(tmp_path: Path, fixtures: Any) -> None:
+    imgs, masks = _pair_dirs(tmp_path, fixtures)
+    m = np.zeros((40, 48), np.uint8)
+    m[0, :3] = [1, 7, 255]
+    Image.fromarray(m).save(masks / "im0.png")
+    with pytest.raises(ImageFormatError, match=r"mask .*im0\.png has values \[0, 1, 7, 255\].*mask_values"):
+        load_pairs(imgs, masks)
+    with pytest.raises(ImageFormatError, match=r"im0\.png has values \[1, 7\] outside mask_values=\[0, 255\]"):
+        load_pairs(imgs, masks, mask_values=[0, 255])
+    pairs = load_pairs(imgs, masks, num_classes=4, mask_values=[0, 1, 7, 255])
+    assert pairs[0].mask[0, :3].tolist() == [1, 2, 3]
+
+
+def test_mixed_grey_and_rgb(tmp_path: Path, fixtures: Any) -> None:
+    imgs, masks = _pair_dirs(tmp_path, fixtures)
+    Image.fromarray(np.zeros((40, 48), np.uint8)).save(imgs / "im1.png")
+    with pytest.raises(ImageFormatError, match=r"mixed greyscale and RGB images: .*im1\.png is greyscale but .*im0"):
+        load_pairs(imgs, masks)
+
+
+def test_empty_folder_unreadable_file_and_missing_mask(tmp_path: Path, fixtures: Any) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ImageFormatError, match="empty holds no images"):
+        load_pairs(tmp_path / "empty", None)
+    with pytest.raises(FileNotFoundError, match="nowhere does not exist"):
+        load_pairs(tmp_path / "nowhere", None)
+    imgs, masks = _pair_dirs(tmp_path, fixtures)
+    (imgs / "broken.png").write_bytes(b"not a png at all")
+    with pytest.raises(ImageFormatError, match=r"cannot read .*broken\.png"):
+        load_pairs(imgs, None)
+    (imgs / "broken.png").unlink()
+    (masks / "im1.png").unlink()
+    with pytest.raises(ImageFormatError, match=r"im1\.png has no mask named im1\.\*"):
+        load_pairs(imgs, masks)
+
+
+def test_jpeg_tiff_and_channel_checks(tmp_path: Path) -> None:
+    import tifffile
+
+    rgb = np.random.default_rng(0).integers(0, 255, (3, 20, 24), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "chw.tif", rgb)  # channels-first TIFF
+    assert read_image(tmp_path / "chw.tif")[0].shape == (20, 24, 3)
+    tifffile.imwrite(tmp_path / "u16.tif", (np.arange(20 * 24).reshape(20, 24) * 50).astype(np.uint16))
+    Image.fromarray(rgb.transpose(1, 2, 0)).save(tmp_path / "a.jpg")
+    assert read_image(tmp_path / "a.jpg")[0].shape == (20, 24, 3)
+    d = tmp_path / "u16only"
+    d.mkdir()
+    (tmp_path / "u16.tif").rename(d / "u16.tif")
+    [p] = load_pairs(d, None, in_channels=1)
+    assert p.image.dtype == np.uint8 and p.image.max() == 255 and p.image.min() == 0
+    with pytest.raises(ImageFormatError, match=r"u16\.tif has 1 channel\(s\) but in_channels=3"):
+        load_pairs(d, None, in_channels=3)
+
+
+def test_nifti_volumes_are_sliced(tmp_path: Path) -> None:
+    nib = pytest.importorskip("nibabel", reason="NIfTI support is the optional extra attnkit-vision[nifti]")
+    vol = np.random.default_rng(0).integers(0, 255, (16, 20, 3)).astype(np.uint8)
+    seg = (vol > 128).astype(np.uint8)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "seg").mkdir()
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), tmp_path / "img" / "case.nii.gz")
+    nib.save(nib.Nifti1Image(seg, np.eye(4)), tmp_path / "seg" / "case.nii.gz")
+    pairs = load_pairs(tmp_path / "img", tmp_path / "seg", in_channels=1)
+    assert [p.name for p in pairs] == ["case#0", "case#1", "case#2"]
+    np.testing.assert_array_equal(pairs[1].mask, seg[:, :, 1])
+
+
+def test_nifti_without_nibabel_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nibabel", None)  # import fails as if not installed
+    (tmp_path / "case.nii.gz").write_bytes(b"\x00")
+    with pytest.raises(ImageFormatError, match=r"case\.nii\.gz is NIfTI; install .*attnkit-vision\[nifti\]"):
+        read_image(tmp_path / "case.nii.gz")
+
+
+def test_augmentation_keeps_image_and_mask_aligned() -> None:
+    torch.manual_seed(0)
+    aug = SegmentationAugment(degrees=20, scale=(0.9, 1.1), elastic_alpha=20.0)
+    mask = torch.zeros(48, 48, dtype=torch.long)
+    mask[10:30, 5:20] = 1
+    image = mask[None].float().repeat(3, 1, 1)
+    changed = 0
+    for _ in range(10):
+        img_a, mask_a = aug(image, mask)
+        assert img_a.shape == (3, 48, 48) and mask_a.shape == (48, 48) and mask_a.dtype == torch.long
+        assert set(mask_a.unique().tolist()) <= {0, 1}
+        agree = ((img_a[0] > 0.5).long() == mask_a).float().mean()
+        assert agree > 0.97
+        changed += int(not torch.equal(mask_a, mask))
+    assert changed >= 5
+    jitter = SegmentationAugment(flip=False, rotate90=False, brightness=0.5, contrast=0.5, saturation=0.5, hue=0.1)
+    rgb = torch.rand(3, 16, 16)
+    out, m = jitter(rgb, mask[:16, :16])
+    assert not torch.allclose(out, rgb) and torch.equal(m, mask[:16, :16])
+    grey, _ = jitter(torch.rand(1, 16, 16), mask[:16, :16])  # greyscale: no saturation/hue, no crash
+    assert grey.shape == (1, 16, 16)
+
+
+def test_patches_pad_small_images(tmp_path: Path, fixtures: Any) -> None:
+    _pair_dirs(tmp_path, fixtures, size=(20, 24))
+    dm = FolderSegmentationDataModule(root=str(tmp_path), train_images="img", train_masks="mask", patch_size=32,
+                                      samples_per_epoch=3, batch_size=3)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (3, 3, 32, 32)
+
+
+def test_datasets_are_registered() -> None:
+    mon, isbi = get_dataset("monuseg"), get_dataset("isbi2012-em")
+    assert len(mon.files) == 88 and sum(f.path.startswith("Test_Folder/img/") for f in mon.files) == 14
+    assert all(f.sha256 and f.url and f.url.startswith("https://") for f in mon.files)
+    assert len(isbi.files) == 60 and "CC BY-NC-SA" in mon.licence
+
+
+def test_monuseg_real_data_layout(real_data_dir: Path) -> None:
+    dm = MoNuSegDataModule(root=str(real_data_dir))
+    val = dm.load_split("val")
+    assert len(val) == 6 and val[0].image.shape == (3, 1000, 1000)
+    assert 0.05 < np.mean([p.mask.mean() for p in val]) < 0.5

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import segmentation_models_pytorch as smp
+import torch
+
+from attnkit.core import CrossAttentionGate2d, record_backends
+from attnkit.vision import MSGANet, UTransformer, build_encoder, load_encoder_weights
+
+TINY = "tu-mobilenetv3_small_050"  # a small timm encoder keeps the tests fast
+
+
+def test_utransformer_shapes_and_attention_through_core() -> None:
+    torch.manual_seed(0)
+    model = UTransformer(TINY, num_classes=3, num_heads=4, decoder_channels=(32, 16, 16, 8, 8))
+    x = torch.randn(2, 3, 64, 96)
+    with record_backends() as used:
+        y = model(x)
+    assert y.shape == (2, 3, 64, 96)
+    # one MHSA at the bottleneck + one MHCA gate per skip (4 skips): all through attnkit.core.attention
+    assert len(used) == 1 + 4
+    assert sum(isinstance(g, CrossAttentionGate2d) for g in model.gates) == 4
+
+
+def test_utransformer_gates_and_mhsa_receive_gradients() -> None:
+    torch.manual_seed(0)
+    model = UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8))
+    model(torch.randn(2, 3, 64, 64)).logsumexp(1).mean().backward()
+    assert model.mhsa.attn.qkv_proj.weight.grad.abs().sum() > 0
+    gate = model.gates[0]
+    assert gate.q_proj.weight.grad.abs().sum() > 0 and gate.v_proj.weight.grad.abs().sum() > 0
+
+
+def test_utransformer_gated_skips_limits_gates() -> None:
+    model = UTransformer(TINY, num_heads=4, gated_skips=2, decoder_channels=(32, 16, 16, 8, 8))
+    assert [isinstance(g, CrossAttentionGate2d) for g in model.gates] == [True, True, False, False, False]
+    with record_backends() as used:
+        model(torch.randn(1, 3, 64, 64))
+    assert len(used) == 3
+
+
+def test_utransformer_rejects_sizes_not_divisible_by_stride() -> None:
+    model = UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8))
+    with pytest.raises(ValueError, match="not divisible by the encoder stride 32"):
+        model(torch.randn(1, 3, 50, 64))
+
+
+def test_utransformer_bad_heads_and_decoder_length() -> None:
+    with pytest.raises(ValueError, match="num_heads=7"):
+        UTransformer(TINY, num_heads=7)
+    with pytest.raises(ValueError, match="decoder_channels needs encoder_depth=5"):
+        UTransformer(TINY, num_heads=4, decoder_channels=(16, 8))
+
+
+def test_msga_aux_outputs_and_losses() -> None:
+    torch.manual_seed(0)
+    model = MSGANet(TINY, num_classes=2, channels=16)
+    x = torch.randn(2, 3, 64, 64)
+    with record_backends() as used:
+        out = model.forward_with_aux(x)
+    # 4 scales x 2 guided steps x (position + channel attention)
+    assert len(used) == 16
+    assert out.logits.shape == (2, 2, 64, 64)
+    assert len(out.aux_logits) == 8 and all(a.shape == (2, 2, 64, 64) for a in out.aux_logits)
+    assert set(out.aux_losses) == {"guide", "recon"}
+    assert all(torch.isfinite(v) and v > 0 for v in out.aux_losses.values())
+    (out.logits.mean() + sum(out.aux_losses.values())).backward()
+    assert model.attn[0].step1.encdec.enc[0].weight.grad.abs().sum() > 0
+    model.eval()
+    assert torch.allclose(model(x), model.forward_with_aux(x).logits)
+
+
+def test_local_encoder_weights_round_trip(tmp_path: Path) -> None:
+    src = build_encoder("resnet18", depth=5)
+    path = tmp_path / "enc.pth"
+    torch.save(src.state_dict(), path)
+    model = UTransformer("resnet18", encoder_weights=str(path), num_heads=8)
+    for k, v in src.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[k], v)
+    # a whole smp model's state dict (keys prefixed "encoder.") works too
+    unet = smp.Unet("resnet18", encoder_weights=None, classes=2)
+    torch.save({"state_dict": unet.state_dict()}, tmp_path / "unet.ckpt")
+    enc = load_encoder_weights(build_encoder("resnet18"), tmp_path / "unet.ckpt")
+    assert torch.equal(enc.conv1.weight, unet.encoder.conv1.weight)
+
+
+def test_encoder_weights_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"missing\.pth does not exist"):
+        UTransformer("resnet18", encoder_weights=str(tmp_path / "missing.pth"))
+    torch.save(build_encoder("resnet18").state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(ValueError, match="does not fit the encoder"):
+        UTransformer("resnet34", encoder_weights=str(tmp_path / "r18.pth"))

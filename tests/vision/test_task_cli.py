@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import segmentation_models_pytorch as smp
+import torch
+from lightning.pytorch import Trainer
+from PIL import Image
+
+from attnkit.core.cli import main
+from attnkit.vision import MoNuSegDataModule, MSGANet, SegmentationTask, UTransformer
+
+TINY = "tu-mobilenetv3_small_050"
+SMALL = ["--data.patch_size", "64", "--model.patch_size", "64", "--data.batch_size", "2",
+         "--data.samples_per_epoch", "2"]
+
+
+@pytest.mark.parametrize("model", ["utransformer", "msga", "unet"])
+def test_task_overfits_one_batch(model: str, monuseg_root: Path) -> None:
+    torch.manual_seed(0)
+    net = {"utransformer": lambda: UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8)),
+           "msga": lambda: MSGANet(TINY, channels=16),
+           "unet": lambda: smp.Unet(TINY, encoder_weights=None, classes=2, decoder_channels=(32, 16, 16, 8, 8))}
+    task = SegmentationTask(net[model](), patch_size=64,
+                            optimizer=lambda p: torch.optim.Adam(p, lr=3e-3))
+    dm = MoNuSegDataModule(root=str(monuseg_root), patch_size=64, batch_size=2, samples_per_epoch=2,
+                           augment=False)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    opt = task.configure_optimizers()
+    task.train()
+    losses = []
+    for _ in range(12):
+        opt.zero_grad()
+        loss = task.training_step(batch, 0)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_task_reports_class_count_mismatch() -> None:
+    task = SegmentationTask(smp.Unet(TINY, encoder_weights=None, classes=3), num_classes=2)
+    with pytest.raises(ValueError, match=r"num_classes=2.*set the model's number of classes"):
+        task(torch.randn(1, 3, 64, 64))
+
+
+def test_trainer_validate_and_test_whole_images(monuseg_root: Path) -> None:
+    torch.manual_seed(0)
+    task = SegmentationTask(UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8)), patch_size=64)
+    dm = MoNuSegDataModule(root=str(monuseg_root), patch_size=64, batch_size=2, samples_per_epoch=2)
+    trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False)
+    trainer.fit(task, dm)
+    [res] = trainer.test(task, dm, verbose=False)
+    assert set(res) >= {"test/dice", "test/iou", "test/hd95", "test/loss"}
+    assert 0.0 <= res["test/dice"] <= 1.0 and 0.0 <= res["test/iou"] <= res["test/dice"] + 1e-6
+    assert task.metrics["test"]["dice"].count == 0  # reset after the epoch
+    assert trainer.callback_metrics["val/dice"] >= 0
+
+
+@pytest.mark.parametrize("config", ["utransformer-monuseg", "msga-monuseg", "unet-monuseg"])
+def test_packaged_monuseg_configs_fit(config: str, monuseg_root: Path) -> None:
+    assert main(["fit", "-c", config, "--data.root", str(monuseg_root), "--trainer.fast_dev_run=true", *SMALL]) == 0
+
+
+def test_packaged_isbi_config_fit_and_test(isbi_root: Path) -> None:
+    args = ["-c", "utransformer-isbi2012", "--data.root", str(isbi_root), *SMALL]
+    assert main(["fit", *args, "--trainer.fast_dev_run=true"]) == 0
+    assert main(["test", *args, "--trainer.fast_dev_run=true"]) == 0
+
+
+def test_fit_test_predict_through_cli(monuseg_root: Path, tmp_path: Path) -> None:
+    args = ["-c", "unet-monuseg", "--data.root", str(monuseg_root), *SMALL,
+            "--model.model.init_args.encoder_name", TINY, "--trainer.enable_progress_bar=false"]
+    assert main(["fit", *args, "--trainer.max_epochs=1", "--trainer.check_val_every_n_epoch=1"]) == 0
+    ckpts = Path("runs/unet-monuseg/checkpoints")
+    assert (ckpts / "best.ckpt").is_file() and (ckpts / "last.ckpt").is_file()
+    assert main(["test", *args, "--ckpt_path", "best"]) == 0
+    rows = list(csv.DictReader(open(next(Path("runs/unet-monuseg/logs").glob("version_*/metrics.csv")))))
+    assert any(r.get("test/dice") for r in rows)
+    out = tmp_path / "pred"
+    images = monuseg_root / "monuseg" / "Test_Folder" / "img"
+    assert main(["predict", *args, "--ckpt_path", "best", "--data.predict_dir", str(images),
+                 "--model.output_dir", str(out)]) == 0
+    for tif in images.glob("*.tif"):
+        mask = np.asarray(Image.open(out / f"{tif.stem}_mask.png"))
+        ov = Image.open(out / f"{tif.stem}_overlay.png")
+        assert mask.shape == (72, 80) and set(np.unique(mask)) <= {0, 255}
+        assert ov.size == (80, 72) and ov.mode == "RGB"
+
+
+def test_predict_without_images_says_what_to_pass(monuseg_root: Path) -> None:
+    dm = MoNuSegDataModule(root=str(monuseg_root))
+    with pytest.raises(ValueError, match=r"--data\.predict_dir"):
+        dm.setup("predict")
