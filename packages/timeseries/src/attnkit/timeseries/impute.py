@@ -45,7 +45,7 @@ def to_array(x: Any, num_features: int) -> tuple[np.ndarray, Any]:
                 f"non-numeric columns {bad}: SAITS imputes numeric variables only; drop them or set them "
                 "as the index (e.g. df.set_index('date'))"
             )
-        arr = x.to_numpy(dtype=np.float64)[None]
+        arr = x.to_numpy(dtype=np.float64)
         kind: Any = ("pandas", x)
     elif isinstance(x, torch.Tensor):
         if not torch.is_floating_point(x):
