@@ -34,14 +34,11 @@ def add_quality_parser(sub: Any) -> None:
         action="store_true",
         help="download missing released weights from the authors (shows the licence)",
     )
-    p.add_argument(
-        "--data-root", default=None, help="data root (default: ATTNKIT_DATA_DIR or ~/.cache/attnkit)"
-    )
+    p.add_argument("--data-root", default=None, help="data root (default: ATTNKIT_DATA_DIR or ~/.cache/attnkit)")
     p.add_argument(
         "--channel",
         default="error",
-        help="multi-channel files: 'error' (default), 'mean' (average, as the original NISQA) "
-        "or a channel index",
+        help="multi-channel files: 'error' (default), 'mean' (average, as the original NISQA) or a channel index",
     )
     p.add_argument("--batch-size", type=int, default=16, help="files per forward pass")
     p.add_argument(
@@ -87,9 +84,7 @@ def run_quality(args: argparse.Namespace) -> int:
         if args.weights is not None:
             model = SpeechQualityModel.from_checkpoint(args.weights, **opts)
         else:
-            model = SpeechQualityModel.from_pretrained(
-                args.model, root=args.data_root, download=args.download, **opts
-            )
+            model = SpeechQualityModel.from_pretrained(args.model, root=args.data_root, download=args.download, **opts)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from attnkit.audio.quality.features import NISQAFeatures
-from attnkit.audio.quality.model import DIMENSIONS, NISQA
+from attnkit.audio.quality.model import DIMENSIONS, NISQA, PoolAttFF
 from attnkit.audio.quality.model_tts import NISQATTS
 from attnkit.audio.quality.registry import PRETRAINED, WEIGHTS_DATASET, WEIGHTS_LICENCE
 from attnkit.core import TransformerEncoderLayer
@@ -216,7 +216,8 @@ def pretrained_checkpoint(
 
 def _args_for(model: NISQA, features: NISQAFeatures) -> dict[str, Any]:
     cnn, layer = model.cnn, model.encoder.layers[0]
-    assert isinstance(layer, TransformerEncoderLayer)
+    head = model.heads[0]
+    assert isinstance(layer, TransformerEncoderLayer) and isinstance(head, PoolAttFF)
     dim = model.output_names == DIMENSIONS
     return {
         "model": "NISQA_DIM" if dim else "NISQA",
@@ -252,14 +253,12 @@ def _args_for(model: NISQA, features: NISQAFeatures) -> dict[str, Any]:
         "td_2": "skip",
         "pool": "att",
         "pool_output_size": 1,
-        "pool_att_h": model.heads[0].linear1.out_features,
-        "pool_att_dropout": model.heads[0].dropout.p,
+        "pool_att_h": head.linear1.out_features,
+        "pool_att_dropout": head.dropout.p,
     }
 
 
-def export_nisqa_checkpoint(
-    model: NISQA, path: str | os.PathLike[str], features: NISQAFeatures | None = None
-) -> Path:
+def export_nisqa_checkpoint(model: NISQA, path: str | os.PathLike[str], features: NISQAFeatures | None = None) -> Path:
     """Write ``model`` in the original NISQA checkpoint layout (``args`` + ``model_state_dict``).
 
     The file loads with :func:`load_nisqa_checkpoint` and with the original NISQA code (for models whose
@@ -267,8 +266,7 @@ def export_nisqa_checkpoint(
     """
     if model.output_names not in (DIMENSIONS, ("mos",)):
         raise CheckpointError(
-            f"the original layout holds NISQA_DIM {DIMENSIONS} or MOS-only models, "
-            f"not outputs {model.output_names}"
+            f"the original layout holds NISQA_DIM {DIMENSIONS} or MOS-only models, not outputs {model.output_names}"
         )
     inverse = [
         (r"^cnn\.", "cnn.model."),

@@ -230,9 +230,7 @@ class SpeechQualityDataModule(pl.LightningDataModule):
 
     def _make(self, rows: list[dict[str, str]], base: Path) -> QualityDataset:
         files = [
-            Path(r[self.path_column])
-            if Path(r[self.path_column]).is_absolute()
-            else base / r[self.path_column]
+            Path(r[self.path_column]) if Path(r[self.path_column]).is_absolute() else base / r[self.path_column]
             for r in rows
         ]
         scores = torch.tensor([[float(r[c]) for c in self.score_columns] for r in rows]).reshape(
@@ -336,11 +334,7 @@ class SimulatedQualityDataModule(SpeechQualityDataModule):
         """Folder of the generated corpus."""
         from attnkit.core.data import data_root
 
-        return (
-            data_root(self.root)
-            / "nisqa-simulated"
-            / f"seed{self.seed}-n{self.num_clips}-sr{self.gen_sample_rate}"
-        )
+        return data_root(self.root) / "nisqa-simulated" / f"seed{self.seed}-n{self.num_clips}-sr{self.gen_sample_rate}"
 
     def csv_path(self) -> Path:  # noqa: D102
         from attnkit.audio.quality.simulate import CSV_NAME

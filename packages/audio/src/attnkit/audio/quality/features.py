@@ -123,9 +123,7 @@ class NISQAFeatures:
             raise ValueError(f"melspec takes a 1-D signal (N,), got shape {tuple(waveform.shape)}")
         hop, win = self.frame_params(sample_rate)
         if hop < 1 or win < 1 or win > self.n_fft:
-            raise ValueError(
-                f"sample rate {sample_rate} Hz gives hop={hop}, win={win} samples; n_fft={self.n_fft}"
-            )
+            raise ValueError(f"sample rate {sample_rate} Hz gives hop={hop}, win={win} samples; n_fft={self.n_fft}")
         x = _reflect_pad(waveform.to(self.stft_dtype), self.n_fft // 2)
         window = torch.hann_window(win, periodic=True, dtype=self.stft_dtype, device=x.device)
         # Frame t is x[t*hop : t*hop + n_fft] times the window zero-padded to n_fft at (n_fft - win)//2;

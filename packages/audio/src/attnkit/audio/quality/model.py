@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnkit.core import KeyPaddingMask, TransformerEncoder, TransformerEncoderLayer, attention
+from attnkit.core.attention import Backend
 
 __all__ = ["DIMENSIONS", "NISQA", "AdaptCNN", "PoolAttFF", "nisqa_dim", "nisqa_mos_only"]
 
@@ -57,8 +58,8 @@ class AdaptCNN(nn.Module):
         self.conv4 = nn.Conv2d(c3, c3, 3, padding=1)
         self.conv5 = nn.Conv2d(c3, c3, 3, padding=1)
         self.conv6 = nn.Conv2d(c3, c3, (3, self.pools[2][1]), padding=(1, 0))
-        for i, c in enumerate((c1, c2, c3, c3, c3, c3), start=1):
-            self.add_module(f"bn{i}", nn.BatchNorm2d(c))
+        self.bn1, self.bn2 = nn.BatchNorm2d(c1), nn.BatchNorm2d(c2)
+        self.bn3, self.bn4, self.bn5, self.bn6 = (nn.BatchNorm2d(c3) for _ in range(4))
         self.dropout = nn.Dropout2d(dropout)
         self.out_dim = c3 * self.pools[2][0]
 
@@ -101,21 +102,17 @@ class PoolAttFF(nn.Module):
         self.linear3 = nn.Linear(embed_dim, 1)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(
-        self, x: Tensor, lengths: Tensor, *, return_weights: bool = False
-    ) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, lengths: Tensor, *, return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Pool ``(B, L, D)`` with valid lengths ``(B,)`` to one score per item ``(B, 1)``."""
         keys = self.dropout(F.relu(self.linear1(x))).unsqueeze(1)  # (B, 1, L, H)
         query = self.linear2.weight.view(1, 1, 1, -1).expand(x.shape[0], 1, 1, -1)
         mask = KeyPaddingMask(lengths.to(x.device))
         if return_weights:
-            pooled, w = attention(
-                query, keys, x.unsqueeze(1), mask, scale=1.0, backend="math", return_weights=True
-            )
-        else:
-            pooled, w = attention(query, keys, x.unsqueeze(1), mask, scale=1.0), None
-        out = self.linear3(pooled.reshape(x.shape[0], -1))
-        return (out, w.view(x.shape[0], -1)) if return_weights else out
+            pooled, w = attention(query, keys, x.unsqueeze(1), mask, scale=1.0, backend="math", return_weights=True)
+            return self.linear3(pooled.reshape(x.shape[0], -1)), w.reshape(x.shape[0], -1)
+        pooled = attention(query, keys, x.unsqueeze(1), mask, scale=1.0)
+        assert isinstance(pooled, Tensor)
+        return self.linear3(pooled.reshape(x.shape[0], -1))
 
 
 class NISQA(nn.Module):
@@ -155,7 +152,7 @@ class NISQA(nn.Module):
         dropout: float = 0.1,
         pool_hidden: int = 128,
         pool_dropout: float = 0.0,
-        backend: str = "auto",
+        backend: Backend = "auto",
     ) -> None:
         super().__init__()
         if not output_names:
@@ -174,9 +171,7 @@ class NISQA(nn.Module):
             backend=backend,
         )  # type: ignore[arg-type]
         self.encoder = TransformerEncoder(layer, num_layers, final_norm=False)
-        self.heads = nn.ModuleList(
-            [PoolAttFF(embed_dim, pool_hidden, pool_dropout) for _ in self.output_names]
-        )
+        self.heads = nn.ModuleList([PoolAttFF(embed_dim, pool_hidden, pool_dropout) for _ in self.output_names])
         self.reset_parameters()
 
     @torch.no_grad()

@@ -35,8 +35,8 @@ class StandardCNN(nn.Module):
         self.conv4 = nn.Conv2d(c3, c3, 3, padding=1)
         self.conv5 = nn.Conv2d(c3, c3, 3, padding=1)
         self.conv6 = nn.Conv2d(c3, c3, 3, padding=1)
-        for i, c in enumerate((c1, c2, c3, c3, c3, c3), start=1):
-            self.add_module(f"bn{i}", nn.BatchNorm2d(c))
+        self.bn1, self.bn2 = nn.BatchNorm2d(c1), nn.BatchNorm2d(c2)
+        self.bn3, self.bn4, self.bn5, self.bn6 = (nn.BatchNorm2d(c3) for _ in range(4))
         self.dropout = nn.Dropout2d(dropout)
         flat = c3 * 6 * 2
         self.fc_out = nn.Linear(flat, fc_out) if fc_out else None

@@ -36,9 +36,7 @@ class QualityPrediction:
         return self.scores["mos"]
 
 
-def check_waveform(
-    waveform: Tensor, sample_rate: int, *, name: str = "waveform", silence_dbfs: float = -80.0
-) -> None:
+def check_waveform(waveform: Tensor, sample_rate: int, *, name: str = "waveform", silence_dbfs: float = -80.0) -> None:
     """Raise :class:`~attnkit.audio.io.AudioFileError` for empty, non-finite or silent 1-D signals.
 
     Args:
@@ -162,7 +160,7 @@ class SpeechQualityModel:
     ) -> list[QualityPrediction]:
         """Scores of several signals (any lengths and rates), ``batch_size`` signals per forward pass."""
         single = isinstance(sample_rate, int | np.integer)
-        rates = [sample_rate] * len(waveforms) if single else list(sample_rate)  # type: ignore[arg-type]
+        rates: list[int] = [int(sample_rate)] * len(waveforms) if single else [int(r) for r in sample_rate]  # type: ignore[arg-type,union-attr]
         if len(rates) != len(waveforms):
             raise ValueError(f"{len(waveforms)} waveforms but {len(rates)} sample rates")
         labels = list(names) if names is not None else [f"waveform[{i}]" for i in range(len(waveforms))]

@@ -151,9 +151,7 @@ def label_degradation(d: Degradation, source_bandwidth_hz: float) -> dict[str, f
     # loudness: distance from -26 dBFS; too quiet is worse than too loud
     lv = d.level_db
     loud = 4.5 - (abs(lv) / 10.0 if lv < 0 else lv / 5.0) if abs(lv) > 3 else 4.5
-    dims = {
-        k: float(min(max(v, 1.0), 4.5)) for k, v in {"noi": noi, "dis": dis, "col": col, "loud": loud}.items()
-    }
+    dims = {k: float(min(max(v, 1.0), 4.5)) for k, v in {"noi": noi, "dis": dis, "col": col, "loud": loud}.items()}
     impairment = math.sqrt(sum((100 - r_from_mos(v)) ** 2 for v in dims.values()))
     return {"mos": mos_from_r(100 - impairment), **dims}
 
@@ -254,12 +252,10 @@ def generate_corpus(
     files = list_audio_files(clean) if isinstance(clean, str | os.PathLike) else [Path(p) for p in clean]
     sources: list[tuple[Path, np.ndarray, float]] = []
     for f in files:
-        x, sr = read_audio(f, channel="mean")
-        if x.numel() < min_seconds * sr or float(x.abs().max()) == 0.0:
+        wav, sr = read_audio(f, channel="mean")
+        if wav.numel() < min_seconds * sr or float(wav.abs().max()) == 0.0:
             continue
-        bw = sr / 2
-        x = resample(x, sr, sample_rate).double().numpy()
-        sources.append((f, x, bw))
+        sources.append((f, resample(wav, sr, sample_rate).double().numpy(), sr / 2))
     if len(sources) < 2:
         raise AudioFileError(
             f"{clean}: found {len(sources)} usable clean file(s) of >= {min_seconds} s; "

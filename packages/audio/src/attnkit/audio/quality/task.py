@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
+from torchmetrics import Metric
 from torchmetrics.regression import MeanSquaredError, PearsonCorrCoef
 
 __all__ = ["SpeechQualityTask"]
@@ -83,20 +84,26 @@ class SpeechQualityTask(pl.LightningModule):
     def _eval(self, batch: dict[str, Tensor], stage: str) -> None:
         loss, pred, target = self._loss(batch)
         self.log(f"{stage}/loss", loss, prog_bar=stage == "val", sync_dist=True, batch_size=target.shape[0])
-        m = self.metrics[stage]
         if len(self.names) == 1:
             pred, target = pred[:, 0], target[:, 0]
-        m["pcc"].update(pred.float(), target.float())
-        m["rmse"].update(pred.float(), target.float())
+        for metric in self._metrics(stage):
+            metric.update(pred.float(), target.float())
+
+    def _metrics(self, stage: str) -> tuple[Metric, Metric]:
+        group = self.metrics[stage]
+        assert isinstance(group, nn.ModuleDict)
+        pcc_m, rmse_m = group["pcc"], group["rmse"]
+        assert isinstance(pcc_m, Metric) and isinstance(rmse_m, Metric)
+        return pcc_m, rmse_m
 
     def _eval_end(self, stage: str) -> None:
-        m = self.metrics[stage]
-        pcc, rmse = m["pcc"].compute().reshape(-1), m["rmse"].compute().reshape(-1)
+        pcc_m, rmse_m = self._metrics(stage)
+        pcc, rmse = pcc_m.compute().reshape(-1), rmse_m.compute().reshape(-1)
         for i, name in enumerate(self.names):
             self.log(f"{stage}/pcc_{name}", pcc[i], prog_bar=stage == "val" and name == "mos")
             self.log(f"{stage}/rmse_{name}", rmse[i])
-        m["pcc"].reset()
-        m["rmse"].reset()
+        pcc_m.reset()
+        rmse_m.reset()
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:  # noqa: D102
         self._eval(batch, "val")
