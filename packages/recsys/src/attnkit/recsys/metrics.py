@@ -45,6 +45,10 @@ class RankingMetrics(Metric):
 
     full_state_update = False
     higher_is_better = True
+    hits: Tensor
+    ndcg: Tensor
+    rr: Tensor
+    count: Tensor
 
     def __init__(self, ks: Sequence[int] = (1, 5, 10)) -> None:
         super().__init__()

@@ -80,7 +80,7 @@ class _Batches(Dataset[dict[str, Tensor]]):
         return {k: v[0] for k, v in self.__getitems__([i]).items()}
 
 
-def _identity(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+def _identity(batch: Any) -> Any:
     return batch
 
 

@@ -190,19 +190,24 @@ class NextItemTask(pl.LightningModule):
         return loss
 
     # ------------------------------------------------------------------ evaluation
+    def _metric(self, key: str) -> RankingMetrics:
+        m = self.metrics[key]
+        assert isinstance(m, RankingMetrics)
+        return m
+
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
         h = self(batch["seq"])[:, -1]  # (B, D)
         emb: Tensor = self.model.item_embeddings  # type: ignore[assignment]
         cands = batch["candidates"]
         sampled = (emb[cands] * h.unsqueeze(1)).sum(-1)  # (B, 1 + n), truth in column 0
-        self.metrics[stage].update(sampled, torch.zeros(len(cands), dtype=torch.long, device=cands.device))
+        self._metric(stage).update(sampled, torch.zeros(len(cands), dtype=torch.long, device=cands.device))
         if self.full_ranking:
             full = full_ranking_scores(h @ emb.T, batch["history"], batch["target"])
-            self.metrics[f"{stage}_full"].update(full, batch["target"])
+            self._metric(f"{stage}_full").update(full, batch["target"])
 
     def _log_metrics(self, stage: str) -> None:
         for key, prefix in ((stage, ""), (f"{stage}_full", "full_")):
-            metric = self.metrics[key]
+            metric = self._metric(key)
             if not metric.update_called:
                 continue
             for name, value in metric.compute().items():
