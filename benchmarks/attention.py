@@ -56,18 +56,33 @@ def _reps(length: int) -> int:
 
 
 def worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run every implementation and mode of ``spec["group"]`` at ``spec["length"]``."""
-    out = []
+    """Run every implementation and mode of ``spec["group"]`` at ``spec["length"]``.
+
+    Each case is warmed up (compiling where needed) and its peak memory measured; then the cases are timed
+    in interleaved rounds (one call of each per round) so that load from other processes hits all of
+    them alike, and each reports its minimum over the rounds.
+    """
+    out: list[dict[str, Any]] = []
+    ready: list[tuple[dict[str, Any], Any]] = []
     for impl in GROUPS[spec["group"]]:
         for mode in spec["modes"]:
             try:
-                out.append(measure({**spec, "impl": impl, "mode": mode}))
+                ready.append(prepare({**spec, "impl": impl, "mode": mode}))
             except Exception as e:  # report and go on (e.g. out of memory)
                 out.append({**spec, "impl": impl, "mode": mode, "error": f"{type(e).__name__}: {e}"[:300]})
+    times: list[list[float]] = [[] for _ in ready]
+    for _ in range(_reps(spec["length"])):
+        for i, (_, step) in enumerate(ready):
+            t0 = time.perf_counter()
+            step()
+            times[i].append(time.perf_counter() - t0)
+    for (rec, _), ts in zip(ready, times, strict=True):
+        out.append({**rec, "time_s": min(ts), "median_s": sorted(ts)[len(ts) // 2], "rounds": len(ts)})
     return out
 
 
-def measure(spec: dict[str, Any]) -> dict[str, Any]:
+def prepare(spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Build one case, warm it up, measure its peak memory; return its record and its step function."""
     import gc
 
     import torch
@@ -159,13 +174,9 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     open("/proc/self/clear_refs", "w").write("5")
     step()
     peak = max(0, _status()["VmHWM"] - before)
-    times = []
-    for _ in range(_reps(length)):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return {**spec, "time_s": min(times), "median_s": sorted(times)[len(times) // 2], "first_s": first,
-            "peak_bytes": peak, "backends": backends, "compile_s": sum(c[1] for c in compiled)}
+    rec = {**spec, "first_s": first, "peak_bytes": peak, "backends": backends,
+           "compile_s": sum(c[1] for c in compiled)}
+    return rec, step
 
 
 def machine() -> str:
@@ -183,6 +194,64 @@ def machine() -> str:
             f"{platform.python_version()}, torch {torch.__version__}")
 
 
+def report(data: dict[str, Any]) -> str:
+    """Markdown tables (times in ms, memory in MiB, ratios) and the targets, from a results JSON."""
+    res = {(r["group"], r["impl"], r["length"], r["mode"]): r for r in data["results"] if "error" not in r}
+    errors = [r for r in data["results"] if "error" in r]
+    lengths = sorted({k[2] for k in res})
+
+    def t(g: str, i: str, n: int, m: str) -> float | None:
+        r = res.get((g, i, n, m))
+        return None if r is None else r["time_s"] * 1e3
+
+    def mem(g: str, i: str, n: int, m: str) -> str:
+        r = res.get((g, i, n, m))
+        return "-" if r is None else f"{r['peak_bytes'] / 2**20:.0f}"
+
+    def fmt(x: float | None) -> str:
+        return "-" if x is None else (f"{x:.3f}" if x < 1 else f"{x:.1f}")
+
+    def ratio(a: float | None, b: float | None) -> str:
+        return "-" if a is None or b is None else f"{a / b:.2f}x"
+
+    lines = [f"Machine: {data['machine']}; {data['threads']} thread(s); float32, B=1, H=4, D=64.", ""]
+    for mode in ("fwd", "fwd+bwd"):
+        lines += [f"**Dense, {mode}** (time ms; peak extra MiB)", "",
+                  "| L | naive | sdpa | auto | naive/auto | auto/sdpa | mem naive | mem sdpa | mem auto |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for n in lengths:
+            a, s_, nv = t("dense", "auto", n, mode), t("dense", "sdpa", n, mode), t("dense", "naive", n, mode)
+            lines.append(f"| {n} | {fmt(nv)} | {fmt(s_)} | {fmt(a)} | {ratio(nv, a)} | {ratio(a, s_)} | "
+                         f"{mem('dense', 'naive', n, mode)} | {mem('dense', 'sdpa', n, mode)} | "
+                         f"{mem('dense', 'auto', n, mode)} |")
+        lines.append("")
+    lines += ["**Module** (embed 256, 4 heads, projections included; time ms)", "",
+              "| L | mode | nn.MultiheadAttention | attnkit MultiHeadAttention | torch/attnkit |",
+              "|---|---|---|---|---|"]
+    for n in lengths:
+        for mode in ("fwd", "fwd+bwd"):
+            a, b = t("module", "torch-mha", n, mode), t("module", "attnkit-mha", n, mode)
+            lines.append(f"| {n} | {mode} | {fmt(a)} | {fmt(b)} | {ratio(a, b)} |")
+    lines.append("")
+    for g, title in (("causal", "Causal"), ("window", f"Sliding window {WINDOW}")):
+        lines += [f"**{title} mask** (time ms; dense = SDPA with a materialised bool mask)", "",
+                  "| L | mode | dense | flex | auto (ran) | dense/flex | mem dense | mem flex | flex compile s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for n in lengths:
+            for mode in ("fwd", "fwd+bwd"):
+                d, fl, au = t(g, "sdpa-dense-mask", n, mode), t(g, "flex", n, mode), t(g, "auto", n, mode)
+                ran = res.get((g, "auto", n, mode), {}).get("backends", [])
+                comp = res.get((g, "flex", n, mode), {}).get("compile_s")
+                lines.append(f"| {n} | {mode} | {fmt(d)} | {fmt(fl)} | {fmt(au)} ({','.join(ran) or '-'}) | "
+                             f"{ratio(d, fl)} | {mem(g, 'sdpa-dense-mask', n, mode)} | {mem(g, 'flex', n, mode)} | "
+                             f"{'-' if not comp else f'{comp:.0f}'} |")
+        lines.append("")
+    if errors:
+        lines += ["Cases that failed: " + "; ".join(f"{e['group']}/{e.get('impl', '*')}/{e['length']}/"
+                                                   f"{e.get('mode', '*')}: {e['error']}" for e in errors), ""]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048, 8192])
@@ -190,8 +259,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--modes", nargs="+", default=["fwd", "fwd+bwd"], choices=["fwd", "fwd+bwd"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="write all results as JSON here (appended as they finish)")
+    p.add_argument("--report", default=None, help="print docs/benchmarks.md tables for a results JSON and exit")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.report:
+        print(report(json.load(open(args.report))))
+        return
     if args.worker:
         print("RESULT " + json.dumps(worker(json.loads(args.worker))))
         return

@@ -304,3 +304,38 @@ def test_flex_failure_raises_by_name_and_auto_uses_sdpa(monkeypatch: pytest.Monk
     assert used == ["sdpa"]
     torch.testing.assert_close(out, attention(q, q, q, mask, backend="math"))
     assert choose_backend(q, q, mask)[0] == "sdpa"  # remembered: no retry for these shapes
+
+
+def test_compiled_flex_gets_distinct_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inductor's CPU flex lowering rejects q, k, v that are one buffer; attnkit passes copies."""
+    seen: list[tuple[torch.Tensor, ...]] = []
+
+    def fake(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kw: object) -> torch.Tensor:
+        seen.append((q, k, v))
+        return torch.zeros_like(q)
+
+    monkeypatch.setattr(flex, "_compiled", lambda: fake)
+    monkeypatch.setattr(flex, "unavailable_reason", lambda q: None)
+    monkeypatch.setenv("ATTNKIT_FLEX_EAGER", "0")
+    x = torch.randn(1, 1, 128, 4)
+    attention(x, x, x, SlidingWindowMask(4), backend="flex")
+    q, k, v = seen[0]
+    assert len({q.data_ptr(), k.data_ptr(), v.data_ptr()}) == 3
+    torch.testing.assert_close(k, x)
+    torch.testing.assert_close(v, x)
+
+
+@pytest.mark.parametrize("mask_name", ["none", "padding_bool", "document", "bool", "padding&causal"])
+def test_bucketed_mask_pads_consistently(mask_name: str) -> None:
+    """Compiled flex pads lengths to multiples of 128; the padded mask's mask_mod and dense() agree."""
+    from torch.nn.attention.flex_attention import create_mask
+
+    lq, lk = 100, 150
+    inner = _mask_cases(2, lq, lk)[mask_name]
+    m = flex._Bucketed(inner, lq, lk)
+    dense = m.dense(128, 256).expand(2, 1, 128, 256)
+    via_mod = create_mask(m.mask_mod(), 2, 1, 128, 256, device="cpu")
+    assert torch.equal(dense, via_mod)
+    assert not dense[..., lk:].any()
+    ref = torch.ones(2, 1, lq, lk, dtype=torch.bool) if inner is None else inner.dense(lq, lk).expand(2, 1, lq, lk)
+    assert torch.equal(dense[..., :lq, :lk], ref)

@@ -202,7 +202,13 @@ def _code_key(mask: Mask | None) -> tuple[Any, ...]:
 
     if isinstance(mask, _Combined):
         return (type(mask).__name__, _code_key(mask.left), _code_key(mask.right))
+    if isinstance(mask, _Bucketed):
+        return _code_key_bucketed(mask)
     return (type(mask).__name__,)
+
+
+def _same(a: Tensor, b: Tensor) -> bool:
+    return a is b or (a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride())
 
 
 def _forward(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None, bias: Tensor | None, scale: float) -> Tensor:
@@ -226,6 +232,12 @@ def _forward(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None, bias: Tensor | 
             fa._FLEX_ATTENTION_DISABLE_COMPILE_DEBUG = before
         assert isinstance(out, Tensor)
         return out
+    # Inductor's CPU flex lowering rejects q, k, v that are the same buffer ("Unsupported for now if query,
+    # key, value are the same buffer"), e.g. attention(x, x, x): give it distinct copies.
+    if _same(k, q):
+        k = k.clone()
+    if _same(v, q) or _same(v, k):
+        v = v.clone()
     bucket = (_code_key(mask), bias is not None and tuple(bias.shape), tuple(q.shape), lk, v.shape[-1],
               q.dtype, str(q.device))
     first = bucket not in _SEEN_BUCKETS
@@ -307,13 +319,81 @@ class _FlexCPUFunction(torch.autograd.Function):
         return dq, dk, dv, dbias, None, None
 
 
+class _Bucketed(Mask):
+    """``inner`` for lengths ``(lq, lk)`` inside a padded ``(Lq', Lk')`` problem; padding fully masked.
+
+    Indices are clamped before ``inner`` sees them (its tensors have the real lengths), and the real
+    lengths are captured as tensors so the compiled kernel does not specialise on them.
+    """
+
+    def __init__(self, inner: Mask | None, lq: int, lk: int) -> None:
+        self.inner, self.lq, self.lk = inner, lq, lk
+        self.batch_independent = inner is None or inner.batch_independent
+        self._lq_last, self._lk = torch.tensor(lq - 1), torch.tensor(lk)
+
+    def batch_size(self) -> int | None:
+        return None if self.inner is None else self.inner.batch_size()
+
+    def cache_key(self) -> tuple[Any, ...] | None:
+        if self.inner is None:
+            return ("bucket", None, self.lq, self.lk)
+        key = self.inner.cache_key()
+        return None if key is None else ("bucket", key, self.lq, self.lk)
+
+    def dense(self, lq: int, lk: int, device: torch.device | str | None = None) -> Tensor:
+        if self.inner is None:
+            d = torch.ones(1, 1, self.lq, self.lk, dtype=torch.bool, device=device)
+        else:
+            d = self.inner.dense(self.lq, self.lk, device)
+            d = d.expand(*d.shape[:2], self.lq, self.lk)
+        return torch.nn.functional.pad(d, (0, lk - self.lk, 0, lq - self.lq))
+
+    def mask_mod(self) -> Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]:
+        inner = None if self.inner is None else self.inner.mask_mod()
+        lq_last, lk = self._lq_last, self._lk
+
+        def bucketed(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
+            inside = (kv_idx < lk) & (q_idx <= lq_last)  # padded keys and padded query rows masked
+            if inner is None:
+                return inside
+            return inside & inner(b, h, torch.minimum(q_idx, lq_last), torch.minimum(kv_idx, lk - 1))
+
+        return bucketed
+
+
+def _code_key_bucketed(mask: _Bucketed) -> tuple[Any, ...]:
+    return ("_Bucketed", _code_key(mask.inner))
+
+
+def _round_up(n: int) -> int:
+    return -(-n // _BLOCK) * _BLOCK
+
+
 def flex_attention_call(
     q: Tensor, k: Tensor, v: Tensor, mask: Mask | None, scale: float, bias: Tensor | None = None
 ) -> Tensor:
     """Run FlexAttention (``mask`` as a BlockMask, ``bias`` as a score_mod); fully masked rows give zeros.
 
-    On CPU, when any input needs a gradient, the backward is attnkit's chunked recomputation.
+    Compiled runs pad ``Lq`` and ``Lk`` up to multiples of 128 (padded keys masked, padded queries
+    cropped), so all lengths in one 128-wide bucket share one compiled kernel. On CPU, when any input
+    needs a gradient, the backward is attnkit's chunked recomputation.
     """
+    lq, lk = q.shape[-2], k.shape[-2]
+    pq, pk = _round_up(lq), _round_up(lk)
+    if not _eager() and (pq, pk) != (lq, lk):
+        pad_q, pad_k = (0, 0, 0, pq - lq), (0, 0, 0, pk - lk)
+        q, k, v = (torch.nn.functional.pad(q, pad_q), torch.nn.functional.pad(k, pad_k),
+                   torch.nn.functional.pad(v, pad_k))
+        if bias is not None:
+            bias = torch.nn.functional.pad(
+                bias, (0, pk - lk if bias.shape[-1] != 1 else 0, 0, pq - lq if bias.shape[-2] != 1 else 0)
+            )
+        out = _call(q, k, v, _Bucketed(mask, lq, lk), scale, bias)
+        return out[..., :lq, :]
+    return _call(q, k, v, mask, scale, bias)
+
+
+def _call(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None, scale: float, bias: Tensor | None) -> Tensor:
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (q, k, v, bias)
     )
