@@ -6,6 +6,10 @@ Gaussian blending), as the MoNuSeg evaluation runs. Models are timed round-robin
 reported, so load from other processes hits all of them alike; ratios are against smp Unet.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/vision_speed.py --threads 1 --repeats 3
+
+MONAI's AttentionUnet (Oktay et al. 2018; widths 64..1024) joins when `monai` is importable; it is not a
+project dependency -- install it outside the lock, e.g. `uv pip install --target /tmp/monai-lib --no-deps
+monai` and run with `PYTHONPATH=/tmp/monai-lib`. `--bf16` runs everything under CPU bf16 autocast.
 """
 
 from __future__ import annotations
@@ -25,11 +29,20 @@ from attnkit.vision import MSGANet, SegmentationLoss, UTransformer, sliding_wind
 
 
 def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
-    return {
+    out: dict[str, Callable[[], nn.Module]] = {
         "smp Unet": lambda: smp.Unet(encoder, encoder_weights=None, classes=2),
         "UTransformer": lambda: UTransformer(encoder, num_classes=2, num_heads=8),
         "MSGANet": lambda: MSGANet(encoder, num_classes=2),
     }
+    try:
+        from monai.networks.nets import AttentionUnet
+
+        out["MONAI AttentionUnet"] = lambda: AttentionUnet(
+            spatial_dims=2, in_channels=3, out_channels=2, channels=(64, 128, 256, 512, 1024), strides=(2, 2, 2, 2)
+        )
+    except ImportError:
+        pass
+    return out
 
 
 def train_step_time(model: nn.Module, opt: torch.optim.Optimizer, loss: nn.Module, x: torch.Tensor,
@@ -57,10 +70,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--models", nargs="*", default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--bf16", action="store_true", help="CPU bf16 autocast")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     names = args.models or list(builders(args.encoder))
+    if args.bf16:
+        torch.autocast("cpu", dtype=torch.bfloat16).__enter__()
     models = {n: builders(args.encoder)[n]() for n in names}
     opts = {n: torch.optim.Adam(m.parameters(), 1e-4) for n, m in models.items()}
     loss = SegmentationLoss("dice_ce")
@@ -83,7 +99,8 @@ def main() -> None:
     base = names[0]
     res = {}
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {args.threads}, "
-          f"encoder {args.encoder}, batch {args.batch}x256x256, median of {args.repeats}")
+          f"encoder {args.encoder}, batch {args.batch}x256x256, median of {args.repeats}"
+          f"{', bf16 autocast' if args.bf16 else ''}")
     print("| model | params (M) | train images/s | vs smp Unet | inference 1000x1000 (s) | vs smp Unet |")
     print("|---|---|---|---|---|---|")
     for n in names:
