@@ -1,4 +1,3 @@
-# ruff: noqa: E501
 """Files of the registered vision datasets: ``path sha256 size`` per line (checksums of the public copies)."""
 
 MONUSEG_FILES = """

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from attnkit.core.data import dataset_dir, fetch
@@ -143,8 +144,14 @@ class FolderSegmentationDataModule(LightningDataModule):
                           drop_last=len(ds) >= self.batch_size, persistent_workers=self.num_workers > 0)
 
     def _whole(self, pairs: list[SegmentationPair]) -> DataLoader[Any]:
-        return DataLoader(ImageDataset(pairs, self.mean, self.std), batch_size=1, shuffle=False,
-                          num_workers=self.num_workers, collate_fn=collate_images)
+        ds = ImageDataset(pairs, self.mean, self.std)
+        sampler = None
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # each image exactly once across processes (Lightning's default sampler pads with repeats,
+            # which would count some images twice in the per-image metrics)
+            sampler = UnrepeatedDistributedSampler(ds, shuffle=False)
+        return DataLoader(ds, batch_size=1, shuffle=False, sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=collate_images)
 
     def val_dataloader(self) -> DataLoader[Any] | list[Any]:
         """Whole validation images (none configured: no validation)."""
