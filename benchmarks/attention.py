@@ -43,7 +43,9 @@ GROUPS = {
     "module": ["torch-mha", "attnkit-mha"],
     "causal": ["sdpa-dense-mask", "flex", "auto"],
     "window": ["sdpa-dense-mask", "flex", "auto"],
+    "overhead": ["sdpa", "auto"],  # per-call dispatch cost of auto: tiny L, many rounds
 }
+OVERHEAD_L, OVERHEAD_ROUNDS = 16, 3000
 
 
 def _status() -> dict[str, int]:
@@ -71,7 +73,8 @@ def worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
             except Exception as e:  # report and go on (e.g. out of memory)
                 out.append({**spec, "impl": impl, "mode": mode, "error": f"{type(e).__name__}: {e}"[:300]})
     times: list[list[float]] = [[] for _ in ready]
-    for _ in range(_reps(spec["length"])):
+    rounds = OVERHEAD_ROUNDS if spec["group"] == "overhead" else _reps(spec["length"])
+    for _ in range(rounds):
         for i, (_, step) in enumerate(ready):
             t0 = time.perf_counter()
             step()
@@ -197,8 +200,8 @@ def machine() -> str:
 def report(data: dict[str, Any]) -> str:
     """Markdown tables (times in ms, memory in MiB, ratios) and the targets, from a results JSON."""
     res = {(r["group"], r["impl"], r["length"], r["mode"]): r for r in data["results"] if "error" not in r}
+    lengths = sorted({k[2] for k in res if k[0] != "overhead"})
     errors = [r for r in data["results"] if "error" in r]
-    lengths = sorted({k[2] for k in res})
 
     def t(g: str, i: str, n: int, m: str) -> float | None:
         r = res.get((g, i, n, m))
@@ -246,6 +249,12 @@ def report(data: dict[str, Any]) -> str:
                              f"{ratio(d, fl)} | {mem(g, 'sdpa-dense-mask', n, mode)} | {mem(g, 'flex', n, mode)} | "
                              f"{'-' if not comp else f'{comp:.0f}'} |")
         lines.append("")
+    for mode in ("fwd", "fwd+bwd"):
+        a, b = t("overhead", "auto", OVERHEAD_L, mode), t("overhead", "sdpa", OVERHEAD_L, mode)
+        if a is not None and b is not None:
+            lines.append(f"Dispatch overhead of auto ({mode}, L={OVERHEAD_L}, min of {OVERHEAD_ROUNDS} interleaved "
+                         f"rounds): sdpa {b * 1e3:.1f} us, auto {a * 1e3:.1f} us, difference {(a - b) * 1e3:.1f} us.")
+    lines.append("")
     if errors:
         lines += ["Cases that failed: " + "; ".join(f"{e['group']}/{e.get('impl', '*')}/{e['length']}/"
                                                    f"{e.get('mode', '*')}: {e['error']}" for e in errors), ""]
@@ -255,7 +264,8 @@ def report(data: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048, 8192])
-    p.add_argument("--groups", nargs="+", default=list(GROUPS), choices=list(GROUPS))
+    p.add_argument("--groups", nargs="+", default=[g for g in GROUPS if g != "overhead"], choices=list(GROUPS),
+                   help="'overhead' times sdpa vs auto at L=16 over 3000 rounds (the dispatch cost of auto)")
     p.add_argument("--modes", nargs="+", default=["fwd", "fwd+bwd"], choices=["fwd", "fwd+bwd"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="write all results as JSON here (appended as they finish)")
@@ -273,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     info = machine()
     print(f"# machine: {info}; threads={args.threads}", flush=True)
     for group in args.groups:
-        for length in args.lengths:
+        for length in [OVERHEAD_L] if group == "overhead" else args.lengths:
             spec = {"group": group, "length": length, "modes": args.modes, "threads": args.threads}
             proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], env=env,
                                   capture_output=True, text=True)
