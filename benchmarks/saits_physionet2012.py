@@ -7,6 +7,7 @@ hold-out. Metrics are computed by the same code (attnkit.timeseries.metrics) on 
     ATTNKIT_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python benchmarks/saits_physionet2012.py attnkit --epochs 5
     ATTNKIT_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python benchmarks/saits_physionet2012.py pypots --epochs 5
     python benchmarks/saits_physionet2012.py baselines
+    python benchmarks/saits_physionet2012.py evaluate --epochs K   # both, from their epoch-K checkpoints
 
 Results go to --out (JSON per run).
 """
@@ -146,9 +147,36 @@ def run_attnkit(dm: PhysioNet2012DataModule, epochs: int, out_dir: Path, precisi
             "test": {k.split("/")[1]: v for k, v in res.items()}}
 
 
+def evaluate_epoch(dm: PhysioNet2012DataModule, epoch: int, out_dir: Path) -> dict:
+    """Test metrics of both implementations after ``epoch`` (1-based) from their per-epoch checkpoints."""
+    from pypots.imputation import SAITS as PSAITS
+
+    from attnkit.timeseries.tasks import ImputationTask
+
+    xt, held, gt = eval_arrays(dm, "test")
+    res: dict = {"impl": "evaluate", "epoch": epoch}
+    ck = out_dir / "attnkit" / "checkpoints" / f"epoch{epoch - 1}.ckpt"
+    if ck.is_file():
+        task = ImputationTask(saits_physionet2012(dm.num_features, 48))
+        task.load_state_dict(torch.load(ck, map_location="cpu", weights_only=True)["state_dict"])
+        task.eval()
+        with torch.no_grad():
+            obs = ~torch.isnan(gt)
+            pred = torch.cat([task.model(torch.nan_to_num(gt[i : i + 256]), obs[i : i + 256].float()).x_tilde_3
+                              for i in range(0, len(gt), 256)])
+        res["attnkit"] = metrics(pred, xt, held)
+    found = sorted((out_dir / "pypots").rglob(f"SAITS_epoch{epoch}_*.pypots"))
+    if found:
+        model = PSAITS(n_steps=48, n_features=dm.num_features, n_layers=5, d_model=256, n_heads=8, d_k=32, d_v=32,
+                       d_ffn=512, device="cpu")
+        model.load(str(found[-1]))
+        res["pypots"] = metrics(model.predict({"X": gt.numpy()})["imputation"], xt, held)
+    return res
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("impl", choices=["attnkit", "pypots", "baselines"])
+    p.add_argument("impl", choices=["attnkit", "pypots", "baselines", "evaluate"])
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--precision", default="32-true", help="attnkit only: 32-true or bf16-mixed")
     p.add_argument("--seed", type=int, default=2023)
@@ -165,12 +193,15 @@ def main() -> None:
             "n": {k: len(dm.dataset(k)) for k in ("train", "val", "test")}}
     if args.impl == "baselines":
         res: dict = {"impl": "baselines", **run_baselines(dm)}
+    elif args.impl == "evaluate":
+        res = evaluate_epoch(dm, args.epochs, out_dir)
     elif args.impl == "pypots":
         res = run_pypots(dm, args.epochs, out_dir)
     else:
         res = run_attnkit(dm, args.epochs, out_dir, args.precision)
     res.update(info)
-    name = args.impl if args.impl != "attnkit" else f"attnkit-{args.precision}"
+    names = {"attnkit": f"attnkit-{args.precision}", "evaluate": f"evaluate-epoch{args.epochs}"}
+    name = names.get(args.impl, args.impl)
     (out_dir / f"{name}.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
 

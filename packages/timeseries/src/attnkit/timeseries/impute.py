@@ -13,8 +13,11 @@ if TYPE_CHECKING:
 __all__ = ["impute_series", "stitch", "to_array"]
 
 
-def stitch(windows: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
-    """Average overlapping window estimates ``(N, L, F)`` starting at ``starts`` into one ``(length, F)``."""
+def stitch(windows: np.ndarray, starts: np.ndarray, length: int, allow_gaps: bool = False) -> np.ndarray:
+    """Average overlapping window estimates ``(N, L, F)`` starting at ``starts`` into one ``(length, F)``.
+
+    Steps no window covers are an error, or NaN with ``allow_gaps``.
+    """
     n, w, f = windows.shape
     total = np.zeros((length, f), dtype=np.float64)
     count = np.zeros((length, 1), dtype=np.float64)
@@ -22,9 +25,10 @@ def stitch(windows: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
         st = int(starts[k])
         total[st : st + w] += windows[k]
         count[st : st + w] += 1
-    if (count == 0).any():
+    if (count == 0).any() and not allow_gaps:
         raise ValueError("the windows do not cover every step of the series")
-    return total / count
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count
 
 
 def to_array(x: Any, num_features: int) -> tuple[np.ndarray, Any]:

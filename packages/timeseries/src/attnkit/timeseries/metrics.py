@@ -30,10 +30,11 @@ class _Masked(Metric):
         m = mask.bool()
         p, t = pred[m].double(), target[m].double()
         e = p - t
-        self.abs_err += e.abs().sum()
-        self.sq_err += (e * e).sum()
-        self.abs_target += t.abs().sum()
-        self.count += m.sum()
+        # out-of-place: states may be inference tensors after a `trainer.validate` under inference mode
+        self.abs_err = self.abs_err + e.abs().sum()
+        self.sq_err = self.sq_err + (e * e).sum()
+        self.abs_target = self.abs_target + t.abs().sum()
+        self.count = self.count + m.sum()
 
 
 class MaskedMAE(_Masked):

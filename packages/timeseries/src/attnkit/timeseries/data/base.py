@@ -272,6 +272,7 @@ class ImputationDataModule(LightningDataModule):
 
         Returns:
             A long DataFrame: ``series``, ``step`` (or the series' index), then one column per feature.
+            Steps without a predicted window (a truncated predict run) keep their NaNs.
         """
         from attnkit.timeseries.impute import stitch
 
@@ -281,7 +282,7 @@ class ImputationDataModule(LightningDataModule):
         frames = []
         for i, raw in enumerate(series):
             sel = origin[:, 0] == i
-            est = stitch(imputed[sel], origin[sel, 1], raw.shape[0]) * self.std + self.mean
+            est = stitch(imputed[sel], origin[sel, 1], raw.shape[0], allow_gaps=True) * self.std + self.mean
             filled = np.where(np.isnan(raw), est, raw)
             df = pd.DataFrame(filled, columns=s.features)
             idx = s.index[i] if s.index is not None else pd.RangeIndex(raw.shape[0], name="step")
