@@ -27,9 +27,9 @@ def _speech(sr: int, seconds: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(int(sr * seconds)) / sr
     env = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
-    return (
-        env * (0.2 * np.sin(2 * np.pi * (140 + 20 * seed) * t) + 0.02 * rng.standard_normal(t.size))
-    ).astype(np.float32)
+    return (env * (0.2 * np.sin(2 * np.pi * (140 + 20 * seed) * t) + 0.02 * rng.standard_normal(t.size))).astype(
+        np.float32
+    )
 
 
 @pytest.fixture
@@ -88,12 +88,9 @@ def test_generate_corpus_is_seeded_and_split_by_source(clean_dir: Path, tmp_path
     ra, rb = list(csv.DictReader(a.open())), list(csv.DictReader(b.open()))
     assert ra == rb
     assert (
-        sf.read(a.parent / ra[5]["filepath_deg"])[0].tolist()
-        == sf.read(b.parent / rb[5]["filepath_deg"])[0].tolist()
+        sf.read(a.parent / ra[5]["filepath_deg"])[0].tolist() == sf.read(b.parent / rb[5]["filepath_deg"])[0].tolist()
     )
-    assert {"db", "con", "filepath_deg", "mos", "noi", "dis", "col", "loud", "snr_db", "loss_rate"} <= set(
-        ra[0]
-    )
+    assert {"db", "con", "filepath_deg", "mos", "noi", "dis", "col", "loud", "snr_db", "loss_rate"} <= set(ra[0])
     by_source: dict[str, set[str]] = {}
     for r in ra:
         by_source.setdefault(r["source"], set()).add(r["db"])
@@ -145,9 +142,7 @@ def _corpus(root: Path) -> Path:
 
 def test_nisqa_corpus_datamodule_batches_with_masks(tmp_path: Path) -> None:
     _corpus(tmp_path)
-    dm = SpeechQualityDataModule(
-        root=str(tmp_path), csv_file="NISQA_Corpus/NISQA_corpus_file.csv", batch_size=3
-    )
+    dm = SpeechQualityDataModule(root=str(tmp_path), csv_file="NISQA_Corpus/NISQA_corpus_file.csv", batch_size=3)
     dm.setup("fit")
     assert [len(dm.splits[s]) for s in ("train", "val", "test")] == [3, 2, 2]
     batch = next(iter(dm.val_dataloader()))
@@ -194,9 +189,7 @@ def test_task_trains_and_reports_pcc_rmse(clean_dir: Path, tmp_path: Path) -> No
 
     torch.manual_seed(0)
     dm = SimulatedQualityDataModule(root=str(tmp_path), clean_dir=str(clean_dir), num_clips=12, batch_size=4)
-    task = SpeechQualityTask(
-        NISQA(dm.score_columns, dropout=0.0), optimizer=lambda p: torch.optim.Adam(p, 3e-3)
-    )
+    task = SpeechQualityTask(NISQA(dm.score_columns, dropout=0.0), optimizer=lambda p: torch.optim.Adam(p, 3e-3))
     before = [p.detach().clone() for p in task.parameters()]
     trainer = pl.Trainer(
         max_epochs=1,
@@ -213,3 +206,28 @@ def test_task_trains_and_reports_pcc_rmse(clean_dir: Path, tmp_path: Path) -> No
     mismatch = SpeechQualityTask(NISQA(("mos",)))
     with pytest.raises(ValueError, match="output_names must match the data's score_columns"):
         mismatch.training_step(collate_quality([dm.splits["train"][0]]), 0)
+
+
+def test_prepare_data_fetches_and_extracts_the_corpus_zip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zipfile
+
+    src = tmp_path / "src"
+    csv_path = _corpus(src)  # src/nisqa-corpus/NISQA_Corpus/...
+    calls: list[str] = []
+
+    def fake_fetch(dataset_id: str, root: object = None, **_: object) -> Path:
+        calls.append(dataset_id)
+        folder = tmp_path / "root" / dataset_id
+        folder.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(folder / "NISQA_Corpus.zip", "w") as z:
+            for f in csv_path.parent.rglob("*"):
+                if f.is_file():
+                    z.write(f, f.relative_to(csv_path.parent.parent))
+        return folder
+
+    monkeypatch.setattr("attnkit.core.data.fetch", fake_fetch)
+    dm = SpeechQualityDataModule(root=str(tmp_path / "root"), csv_file="NISQA_Corpus/NISQA_corpus_file.csv")
+    dm.prepare_data()
+    assert calls == ["nisqa-corpus"]
+    dm.setup()
+    assert len(dm.splits["train"]) == 3

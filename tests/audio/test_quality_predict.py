@@ -96,22 +96,16 @@ def test_iter_files_skip_errors(tmp_path: Path, sqm: SpeechQualityModel) -> None
         sqm.predict_dir(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else tmp_path)
 
 
-def test_from_checkpoint_and_pretrained_messages(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
+def test_from_checkpoint_and_pretrained_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     torch.manual_seed(0)
     m = NISQA(("mos",)).eval()
     path = export_nisqa_checkpoint(m, tmp_path / "mine.tar")
     loaded = SpeechQualityModel.from_checkpoint(path)
     assert loaded.output_names == ("mos",)
     x = _speechlike(16000, 0.5)
-    assert loaded.predict(x, 16000).mos == pytest.approx(
-        SpeechQualityModel(m).predict(x, 16000).mos, abs=1e-6
-    )
+    assert loaded.predict(x, 16000).mos == pytest.approx(SpeechQualityModel(m).predict(x, 16000).mos, abs=1e-6)
     # missing weights: the error names the licence and the two ways to get them
-    with pytest.raises(
-        FileNotFoundError, match=r"nisqa-weights/nisqa\.tar is missing.*CC BY-NC-SA 4\.0.*--download"
-    ):
+    with pytest.raises(FileNotFoundError, match=r"nisqa-weights/nisqa\.tar is missing.*CC BY-NC-SA 4\.0.*--download"):
         pretrained_checkpoint("nisqa", tmp_path / "root")
     with pytest.raises(ValueError, match="unknown NISQA checkpoint"):
         pretrained_checkpoint("nisqa_v3", tmp_path / "root")
@@ -130,3 +124,14 @@ def test_from_checkpoint_and_pretrained_messages(
     assert calls == [("nisqa-weights", ["nisqa_mos_only.tar", "LICENSE_model_weights"])]
     err = capsys.readouterr().err
     assert "CC BY-NC-SA 4.0" in err and "non-commercial" in err
+
+
+def test_bad_files_zero_frames_and_nan(tmp_path: Path, sqm: SpeechQualityModel) -> None:
+    sf.write(tmp_path / "zero.wav", np.zeros(0, np.float32), 16000)
+    x = _speechlike(16000, 0.5)
+    x[100] = np.nan
+    sf.write(tmp_path / "nan.wav", x, 16000, subtype="FLOAT")
+    with pytest.raises(AudioFileError, match=r"zero\.wav: has zero samples"):
+        sqm.predict_file(tmp_path / "zero.wav")
+    with pytest.raises(AudioFileError, match=r"nan\.wav: 1 sample\(s\) are NaN or infinite \(first at sample 100\)"):
+        sqm.predict_file(tmp_path / "nan.wav")

@@ -238,6 +238,28 @@ class SpeechQualityDataModule(pl.LightningDataModule):
         )
         return QualityDataset(files, scores, self.features, sample_rate=self.sample_rate, cache=self.cache)
 
+    def prepare_data(self) -> None:
+        """For a registered dataset whose CSV is missing: fetch its archive (where the network allows) and unzip."""
+        path = self.csv_path()
+        if path.is_file() or self.dataset is None:
+            return
+        from attnkit.core.data import DatasetUnavailableError, dataset_dir, fetch, get_dataset
+
+        try:
+            ds = get_dataset(self.dataset)
+        except KeyError:
+            return
+        try:
+            folder = fetch(self.dataset, self.root)
+        except DatasetUnavailableError as e:
+            raise FileNotFoundError(f"{path}: scores CSV not found and the download failed:\n{e}") from e
+        import zipfile
+
+        for f in ds.files:
+            if f.path.endswith(".zip") and not path.is_file():
+                with zipfile.ZipFile(folder / f.path) as z:
+                    z.extractall(dataset_dir(self.dataset, self.root))
+
     def setup(self, stage: str | None = None) -> None:
         """Read the CSV and build the splits."""
         if self.splits:

@@ -64,11 +64,11 @@ register(
     Dataset(
         id=NISQA_CORPUS,
         description="NISQA Corpus: 14,000+ speech samples with crowdsourced MOS, NOI, DIS, COL, LOUD "
-        "(extract NISQA_Corpus.zip here: NISQA_corpus_file.csv + NISQA_TRAIN_SIM/... folders)",
+        "(NISQA_Corpus.zip, extracted to NISQA_Corpus/NISQA_corpus_file.csv + NISQA_TRAIN_SIM/... folders)",
         files=(
             RemoteFile(
                 "NISQA_Corpus.zip",
-                "https://depositonce.tu-berlin.de/bitstreams/ab1d0a48-ad76-4a9d-9a05-c0d1a4d8a7c1/download",
+                "https://depositonce.tu-berlin.de/bitstream/11303/13012.5/9/NISQA_Corpus.zip",
             ),
         ),
         licence="mixed: per-source terms of the speech and noise material, see the corpus wiki",
