@@ -20,9 +20,10 @@ Tags come from the score, never from the audio (see ``docs/audio-tagging.md`` fo
 - ``mode:major`` / ``mode:minor`` -- the first key in the score, else Krumhansl-Schmuckler key analysis.
 - ``metre:duple`` / ``metre:triple`` / ``metre:compound`` -- the first time signature (2 or 4 beats ->
   duple, 3 -> triple, 6/9/12 over 8 or 16 -> compound).
-- ``tempo:slow|moderate|fast`` -- only when the score states a tempo (metronome mark or tempo text):
-  quarter notes per minute < 80, 80-119, >= 120. Unmarked scores are rendered at music21's 120 per
-  minute and get no tempo tag.
+- ``tempo:slow|moderate|fast`` -- only when the score states a tempo (a metronome mark with a number
+  or a tempo text such as *Allegro*): quarter notes per minute < 80, 80-119, >= 120. A MusicXML
+  playback-only ``<sound tempo>`` does not count (notation programs write a default there); such
+  scores are rendered at that playback tempo, others at music21's 120 per minute, and get no tempo tag.
 
 Run it with ``python -m attnkit.audio.tagging.scores OUT_DIR`` (``--help`` for the options).
 """
@@ -111,7 +112,7 @@ _SKIP_FOLDERS = {"demos", "theoryExercises", "leadSheet"}
 
 _VOCAL = re.compile(
     r"sopran|alto|altus|tenor|bass|canto|cantus|quint|sext|voice|vox|superius|discantus|contra|triplum|"
-    r"motetus|duplum|choir|chor|singer|vocal|treble",
+    r"motetus|duplum|choir|chor(?!d)|singer|vocal|treble",
     re.I,
 )
 _STRINGS = re.compile(r"violin|viola|cello|violoncell|contrabass|double bass|string|fiddle|violon", re.I)
@@ -137,6 +138,8 @@ def instrument_family(
     for text in (part_name, instrument_name, instrument_class):
         if not text:
             continue
+        if _KEYBOARD.search(text):
+            return "keyboard"
         if _VOCAL.search(text) and not re.search(
             r"bassoon|bass clarinet|double bass|contrabass|"
             r"bass guitar|tenor sax|alto sax|tenorsax|altosax",
@@ -443,6 +446,12 @@ def split_of(key: str) -> str:
     return "train" if h < 7 else ("val" if h == 7 else "test")
 
 
+def _corpus_relative(folder: str, path: str) -> str:
+    """``folder/sub/name.ext``: the path below the music21 corpus root (unique per file)."""
+    parts = Path(path).parts
+    return "/".join(parts[parts.index(folder) :]) if folder in parts else f"{folder}/{Path(path).name}"
+
+
 def _group_key(folder: str, path: str) -> str:
     """Movements of one work share a split: group by file stem without trailing numbers."""
     if folder == "palestrina":  # Kyrie_03, Gloria_03, ...: movements of mass 3
@@ -563,10 +572,10 @@ def build_score_dataset(
     t0 = time.time()
     with jsonl.open("a") as fh:
         for i, (folder, path) in enumerate(pieces):
-            rel = f"{folder}/{Path(path).name}"
+            rel = _corpus_relative(folder, path)
             if rel in done:
                 continue
-            pid = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{folder}__{Path(path).stem}")
+            pid = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(Path(rel).with_suffix("")).replace("/", "__"))
             audio = out / "audio" / f"{pid}.flac"
             q: Any = ctx.Queue()
             proc = ctx.Process(target=_worker, args=(folder, path, cfg, audio, q), daemon=True)
