@@ -130,3 +130,18 @@ def test_impute_bad_input() -> None:
     x = np.random.default_rng(0).normal(size=(12, 3))
     x[:, 1] = np.nan
     assert not np.isnan(model.impute(x)).any()
+
+
+def test_plot_imputation_writes_figure(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from attnkit.timeseries import plot_imputation
+
+    model = tiny()
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    truth = np.full_like(x, np.nan)
+    truth[[3, 7], 0] = x[[3, 7], 0]
+    given = x.copy()
+    given[[3, 7], 0] = np.nan
+    fig = plot_imputation(given, model.impute(given), truth, feature=0, name="HR", path=tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 1000
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]  # type: ignore[attr-defined]
+    assert labels == ["imputation", "observed", "held-out truth"]
