@@ -11,6 +11,10 @@ __all__ = ["MaskedMAE", "MaskedMRE", "MaskedRMSE"]
 
 class _Masked(Metric):
     full_state_update = False
+    abs_err: Tensor
+    sq_err: Tensor
+    abs_target: Tensor
+    count: Tensor
     higher_is_better = False
     is_differentiable = False
 

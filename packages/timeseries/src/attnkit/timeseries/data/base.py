@@ -201,8 +201,9 @@ class ImputationDataModule(LightningDataModule):
                         f"the {name} split contains infinite values; replace them with NaN (missing) or "
                         "finite numbers before imputation"
                     )
-        observed = np.concatenate([~np.isnan(a) for a in s.train]).any(axis=0)
-        if not observed.all():
+        stacked = np.concatenate([~np.isnan(a) for a in s.train])
+        observed = [bool(stacked[:, j].any()) for j in range(stacked.shape[1])]
+        if not all(observed):
             bad = [f for f, ok in zip(s.features, observed, strict=True) if not ok]
             raise ValueError(
                 f"features {bad} have no observed value in the training split, so they cannot be "

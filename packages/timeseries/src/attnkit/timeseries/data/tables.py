@@ -123,7 +123,7 @@ class ETTDataModule(ImputationDataModule):
         if len(a) < k:  # short files (fixtures, custom exports): fall back to 60/20/20
             i, j, k = round(0.6 * len(a)), round(0.8 * len(a)), len(a)
         return SeriesSplits([a[:i]], [a[i:j]], [a[j:k]], list(df.columns), predict=[a],
-                            index=[df.index], series_names=[self.name])
+                            index=[df.index], series_names=[str(self.name)])
 
 
 class AirQualityDataModule(ImputationDataModule):

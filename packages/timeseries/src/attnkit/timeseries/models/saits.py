@@ -33,6 +33,8 @@ def _sinusoid_table(num_steps: int, dim: int) -> Tensor:
 class _Embedding(nn.Module):
     """``Linear(2F, D)`` over ``[x, mask]``, plus the sinusoidal position table and dropout."""
 
+    position: Tensor
+
     def __init__(self, num_features: int, embed_dim: int, num_steps: int, dropout: float) -> None:
         super().__init__()
         self.proj = nn.Linear(2 * num_features, embed_dim)
@@ -164,6 +166,9 @@ class SAITS(nn.Module):
         >>> filled = model.impute(x_with_nans)   # numpy / torch / pandas, any length
 
     """
+
+    feature_mean: Tensor
+    feature_std: Tensor
 
     def __init__(
         self,

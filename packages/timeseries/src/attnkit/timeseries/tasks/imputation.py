@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -11,6 +11,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
+from torchmetrics import Metric
 
 from attnkit.timeseries.masking import MissingPattern, hide
 from attnkit.timeseries.metrics import MaskedMAE, MaskedMRE, MaskedRMSE
@@ -93,7 +94,7 @@ class ImputationTask(LightningModule):
                     "rebuild the model for this data (the CLI links num_features automatically)"
                 )
             if stage == "fit":
-                self.model.set_scaler(torch.as_tensor(dm.mean), torch.as_tensor(dm.std))
+                self.model.set_scaler(torch.as_tensor(dm.mean), torch.as_tensor(dm.std))  # type: ignore[operator]
 
     # -- steps ---------------------------------------------------------------------------------------
     def forward(self, x: Tensor, missing_mask: Tensor) -> Any:
@@ -122,13 +123,14 @@ class ImputationTask(LightningModule):
         x0 = torch.nan_to_num(x)
         out = self.model(torch.where(given, x0, torch.zeros_like(x0)), given.to(x0.dtype))
         pred = out.x_tilde_3
-        std, mean = self.model.feature_std.to(pred.dtype), self.model.feature_mean.to(pred.dtype)
+        std = cast(Tensor, self.model.feature_std).to(pred.dtype)
+        mean = cast(Tensor, self.model.feature_mean).to(pred.dtype)
         n = x.shape[0]
         for name in ("mae", "rmse", "mre"):
-            m = self.metrics[f"{stage}_{name}"]
+            m = cast(Metric, self.metrics[f"{stage}_{name}"])
             m.update(pred, x0, held)
             self.log(f"{stage}/{name}", m, batch_size=n, prog_bar=name == "mae")
-            mo = self.metrics[f"{stage}_{name}_orig"]
+            mo = cast(Metric, self.metrics[f"{stage}_{name}_orig"])
             mo.update(pred * std + mean, x0 * std + mean, held)
             self.log(f"{stage}/{name}_orig", mo, batch_size=n)
 
