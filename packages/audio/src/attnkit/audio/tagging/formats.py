@@ -28,7 +28,8 @@ __all__ = [
 ]
 
 #: The 50 most frequent MagnaTagATune tags, in the order of the standard top-50 benchmark (Lee et al.'s
-#: split, also used by Won et al. and musicnn).
+#: split, also used by Won et al. and musicnn), spelt as the columns of ``annotations_final.csv``
+#: (Lee's ``top50_tags.txt`` writes multi-word tags in camel case: ``noVocals`` = ``no vocals``).
 MTAT_TOP50: tuple[str, ...] = (
     "guitar",
     "classical",
@@ -77,8 +78,8 @@ MTAT_TOP50: tuple[str, ...] = (
     "no voice",
     "weird",
     "country",
-    "metal",
     "female voice",
+    "metal",
     "choral",
 )
 
