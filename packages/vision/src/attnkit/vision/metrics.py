@@ -64,6 +64,8 @@ def hd95(pred: np.ndarray, target: np.ndarray, spacing: tuple[float, ...] | None
 class _PerImageMean(Metric):
     is_differentiable = False
     full_state_update = False
+    total: Tensor
+    count: Tensor
 
     def __init__(self, num_classes: int = 2) -> None:
         super().__init__()

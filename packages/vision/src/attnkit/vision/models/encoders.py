@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from segmentation_models_pytorch.encoders import get_encoder
@@ -33,6 +34,7 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path, *, strict: bool =
 
     """
     p = Path(path).expanduser()
+    state: Any
     if not p.is_file():
         raise FileNotFoundError(f"encoder weight file {p} does not exist; pass the path of a local "
                                 "state dict (nothing is downloaded)")
@@ -48,7 +50,7 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path, *, strict: bool =
     if any(k.startswith("encoder.") for k in state):
         state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
     # nn.Module's own loader: smp encoders override load_state_dict (dropping the classifier keys)
-    result = nn.Module.load_state_dict(encoder, state, strict=False)
+    result = nn.Module.load_state_dict(encoder, dict(state), strict=False)
     if strict and (result.missing_keys or result.unexpected_keys):
         raise ValueError(
             f"{p} does not fit the encoder: missing keys {result.missing_keys[:5]}"

@@ -152,7 +152,7 @@ class MSGANet(nn.Module):
     ) -> None:
         super().__init__()
         self.encoder = build_encoder(encoder_name, in_channels=in_channels, depth=5, weights=encoder_weights)
-        enc_ch = list(self.encoder.out_channels)[2:]  # strides 4, 8, 16, 32
+        enc_ch = [int(c) for c in self.encoder.out_channels][2:]  # type: ignore[union-attr]  # strides 4, 8, 16, 32
         self.stride = 32
         self.scales = nn.ModuleList(_cbr(c, channels, 1) for c in enc_ch)
         self.fuse = _cbr(channels * len(enc_ch), channels)

@@ -78,7 +78,7 @@ class UTransformer(nn.Module):
                              f"{len(decoder_channels)}: {tuple(decoder_channels)}")
         self.encoder = build_encoder(encoder_name, in_channels=in_channels, depth=encoder_depth,
                                      weights=encoder_weights)
-        enc_ch = list(self.encoder.out_channels)  # input, stride 2, 4, ..., 2**depth
+        enc_ch = [int(c) for c in self.encoder.out_channels]  # type: ignore[union-attr]  # input, stride 2, 4, ..., 2**depth
         self.stride = 2**encoder_depth
         bottleneck = enc_ch[-1]
         if bottleneck % num_heads:

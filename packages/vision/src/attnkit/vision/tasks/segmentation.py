@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
+from torchmetrics import Metric
 
 from attnkit.vision.inference import sliding_window_inference
 from attnkit.vision.losses import LossName, SegmentationLoss
@@ -133,8 +134,9 @@ class SegmentationTask(LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         """Loss on a batch of patches ``image (B, C, h, w)``, ``mask (B, h, w)``."""
         x, y = batch["image"], batch["mask"]
-        if hasattr(self.model, "forward_with_aux"):
-            logits, aux_logits, aux_losses = self.model.forward_with_aux(x)
+        forward_with_aux = getattr(self.model, "forward_with_aux", None)
+        if forward_with_aux is not None:
+            logits, aux_logits, aux_losses = forward_with_aux(x)
         else:
             logits, aux_logits, aux_losses = self(x), [], {}
         seg = self.criterion(logits, y)
@@ -158,7 +160,9 @@ class SegmentationTask(LightningModule):
             target = mask[None].long()
             self.log(f"{stage}/loss", self.criterion(logits, target), batch_size=1)
             preds = logits.argmax(1)
-            for name, metric in self.metrics[stage].items():  # type: ignore[union-attr]
+            metrics = cast(nn.ModuleDict, self.metrics[stage])
+            for name, module in metrics.items():
+                metric = cast(Metric, module)
                 metric.update(preds, target)
                 self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, batch_size=1)
 
