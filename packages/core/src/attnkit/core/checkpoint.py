@@ -92,6 +92,23 @@ class RunCheckpoint(ModelCheckpoint):
             for stale in Path(self.dirpath).glob(".*.ckpt.*.tmp"):
                 stale.unlink(missing_ok=True)
 
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        """Save on step triggers; ``last.ckpt`` is written even before the monitored metric exists.
+
+        Lightning defers a step-triggered save until validation has logged the monitored metric, which
+        for a run without validation (or a long first epoch) means no mid-run ``last.ckpt`` at all.
+        """
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        n = self._every_n_train_steps
+        if n < 1 or trainer.global_step % n != 0 or self.monitor is None:
+            return
+        if self._should_skip_saving_checkpoint(trainer):
+            return
+        candidates = self._monitor_candidates(trainer)
+        if self.monitor not in candidates:
+            self._save_last_checkpoint(trainer, candidates)
+
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Make ``last.ckpt`` hold the final state even when saving is step-based."""
         super().on_train_end(trainer, pl_module)

@@ -43,7 +43,7 @@ class SpeechQualityTask(pl.LightningModule):
         super().__init__()
         if loss not in ("mse", "l1"):
             raise ValueError(f"loss must be 'mse' or 'l1', got {loss!r}")
-        self.save_hyperparameters(ignore=["model"])
+        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
         self.model = model
         self.loss_name = loss
         self.optimizer, self.scheduler = optimizer, scheduler

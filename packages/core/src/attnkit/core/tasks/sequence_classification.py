@@ -77,7 +77,7 @@ class SequenceClassificationTask(pl.LightningModule):
     def __init__(self, model: nn.Module, num_classes: int = 4,
                  optimizer: OptimizerCallable = torch.optim.Adam) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["model"])
+        self.save_hyperparameters(ignore=["model", "optimizer"])
         self.model = model
         self.optimizer = optimizer
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
