@@ -36,7 +36,7 @@ def main() -> None:
     p.add_argument("--dataset", default="tagging-scores")
     p.add_argument("--root", default=None)
     p.add_argument("--min-tag-count", type=int, default=5)
-    p.add_argument("--wait-pids", type=int, nargs="*", default=[])
+    p.add_argument("--wait-pids", type=int, action="append", default=[], help="repeat per pid")
     a = p.parse_args()
     torch.set_num_threads(1)
     while any(alive(pid) for pid in a.wait_pids):
