@@ -339,3 +339,19 @@ def test_bucketed_mask_pads_consistently(mask_name: str) -> None:
     assert not dense[..., lk:].any()
     ref = torch.ones(2, 1, lq, lk, dtype=torch.bool) if inner is None else inner.dense(lq, lk).expand(2, 1, lq, lk)
     assert torch.equal(dense[..., :lq, :lk], ref)
+
+
+@pytest.mark.parametrize("backend", ["sdpa", "flex"])
+def test_per_head_bool_mask_float64(backend: str) -> None:
+    """A bool mask with a head axis: each head keeps its own pattern (BlockMask built per head)."""
+    shape = (2, 3, 140, 140, 4, 4)  # > one 128-block so that block skipping matters
+    g = torch.Generator().manual_seed(5)
+    t = torch.rand(2, 3, 140, 140, generator=g) > 0.5
+    t[:, 0] = True  # head 0 has full blocks; a BlockMask shared across heads would skip masking elsewhere
+    t[:, 1, :, :128] = False  # head 1 cannot see the first key block at all
+    t[0, 2, 5] = False  # one fully masked row in head 2
+    mask = BoolMask(t) & CausalMask()
+    ref = _run("math", shape, mask, torch.float64)
+    with flex.eager_mode():
+        got = _run(backend, shape, mask, torch.float64)
+    _check_close(got, ref, F64)

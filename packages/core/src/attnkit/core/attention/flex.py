@@ -123,14 +123,27 @@ def clear_cache() -> None:
 
 
 def _dense_rows(mod: Callable[..., Tensor], b: int, q0: int, q1: int, lk: int,
-                device: torch.device) -> Tensor:
-    """Evaluate ``mod`` for query rows ``[q0, q1)``: bool ``(b, 1, q1 - q0, lk)``."""
+                device: torch.device, h: int = 1) -> Tensor:
+    """Evaluate ``mod`` for query rows ``[q0, q1)``: bool ``(b, h, q1 - q0, lk)``."""
     from torch.nn.attention.flex_attention import create_mask
 
     def shifted(bi: Tensor, h: Tensor, qi: Tensor, ki: Tensor) -> Tensor:
         return mod(bi, h, qi + q0, ki)
 
-    return create_mask(shifted, b, 1, q1 - q0, lk, device=device)
+    return create_mask(shifted, b, h, q1 - q0, lk, device=device)
+
+
+def _mask_heads(mask: Mask | None) -> int:
+    """Number of distinct per-head patterns of ``mask`` (1 unless a bool tensor has a head axis)."""
+    from attnkit.core.attention.masks import BoolMask, _Combined
+
+    if isinstance(mask, BoolMask):
+        return int(mask.tensor.shape[1])
+    if isinstance(mask, _Combined):
+        return max(_mask_heads(mask.left), _mask_heads(mask.right))
+    if isinstance(mask, _Bucketed):
+        return _mask_heads(mask.inner)
+    return 1
 
 
 def _build_block_mask(mask: Mask, b: int | None, lq: int, lk: int, device: torch.device) -> Any:
@@ -139,14 +152,15 @@ def _build_block_mask(mask: Mask, b: int | None, lq: int, lk: int, device: torch
 
     mod = mask.mask_mod()
     nb = 1 if b is None else b
+    nh = _mask_heads(mask)
     nk = -(-lk // _BLOCK)
     partial, full = [], []
     for q0 in range(0, lq, _ROW_CHUNK):
         q1 = min(lq, q0 + _ROW_CHUNK)
-        d = _dense_rows(mod, nb, q0, q1, lk, device)
+        d = _dense_rows(mod, nb, q0, q1, lk, device, nh)
         nq = -(-(q1 - q0) // _BLOCK)
         d = torch.nn.functional.pad(d, (0, nk * _BLOCK - lk, 0, nq * _BLOCK - (q1 - q0)))
-        counts = d.view(nb, 1, nq, _BLOCK, nk, _BLOCK).sum(dim=(3, 5))
+        counts = d.view(nb, nh, nq, _BLOCK, nk, _BLOCK).sum(dim=(3, 5))
         full.append(counts == _BLOCK * _BLOCK)
         partial.append((counts > 0) & (counts < _BLOCK * _BLOCK))
     p, f = torch.cat(partial, dim=2), torch.cat(full, dim=2)
@@ -277,7 +291,11 @@ class _FlexCPUFunction(torch.autograd.Function):
         mask: Mask | None = ctx.mask
         scale: float = ctx.scale
         lq, lk = q.shape[-2], k.shape[-2]
-        dense = None if mask is None else mask.dense(lq, lk, q.device)
+        # The mask is evaluated per chunk of query rows (never the full Lq x Lk: position masks build
+        # int64 intermediates of that size).
+        mod = None if mask is None else mask.mask_mod()
+        nb = 1 if mask is None or mask.batch_independent else q.shape[0]
+        nh = _mask_heads(mask)
         dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
         dbias = None if bias is None or not ctx.needs_input_grad[3] else torch.zeros_like(bias)
         delta = (dout * out).sum(-1, keepdim=True)
@@ -285,8 +303,8 @@ class _FlexCPUFunction(torch.autograd.Function):
             q1 = min(lq, q0 + _BWD_CHUNK)
             k0, k1 = 0, lk
             dm = None
-            if dense is not None:
-                dm = dense[..., q0:q1, :] if dense.shape[-2] != 1 else dense
+            if mod is not None:
+                dm = _dense_rows(mod, nb, q0, q1, lk, q.device, nh)
                 cols = dm.reshape(-1, lk).any(0).nonzero()
                 if cols.numel() == 0:
                     continue  # every row of this chunk is fully masked: output zeros, gradient zero
