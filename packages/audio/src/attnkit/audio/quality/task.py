@@ -12,6 +12,8 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.regression import MeanSquaredError, PearsonCorrCoef
 
+from attnkit.core.tasks.optim import build_optimization
+
 __all__ = ["SpeechQualityTask"]
 
 
@@ -121,7 +123,4 @@ class SpeechQualityTask(pl.LightningModule):
         return self(batch["segments"], batch["lengths"])
 
     def configure_optimizers(self) -> Any:  # noqa: D102
-        opt = self.optimizer(self.parameters())
-        if self.scheduler is None:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler(opt), "monitor": "val/loss"}}
+        return build_optimization(self.parameters(), self.optimizer, self.scheduler, "val/loss")

@@ -14,6 +14,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from attnkit.audio.tagging.metrics import TagAUC, format_tag_table
+from attnkit.core.tasks.optim import build_optimization
 
 __all__ = ["MusicTaggingTask", "load_tagger", "song_average"]
 
@@ -145,10 +146,7 @@ class MusicTaggingTask(pl.LightningModule):
         return self.predict_songs(batch)
 
     def configure_optimizers(self) -> Any:  # noqa: D102
-        opt = self.optimizer(self.parameters())
-        if self.scheduler is None:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": self.scheduler(opt)}
+        return build_optimization(self.parameters(), self.optimizer, self.scheduler, self.monitor)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store how to rebuild the bare model (class path, init args, tag names) for :func:`load_tagger`."""

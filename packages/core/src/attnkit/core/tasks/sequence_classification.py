@@ -19,6 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from attnkit.core.attention import KeyPaddingMask
 from attnkit.core.layers import TransformerEncoder, TransformerEncoderLayer
+from attnkit.core.tasks.optim import build_optimization
 
 __all__ = ["SequenceClassificationTask", "SequenceClassifier", "SyntheticSequenceDataModule"]
 
@@ -110,7 +111,7 @@ class SequenceClassificationTask(pl.LightningModule):
         return self(tokens, lengths).argmax(-1)
 
     def configure_optimizers(self) -> Any:  # noqa: D102
-        return self.optimizer(self.parameters())
+        return build_optimization(self.parameters(), self.optimizer)
 
 
 class SyntheticSequenceDataModule(pl.LightningDataModule):

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from attnkit.core.tasks.optim import build_optimization
 from attnkit.recsys.losses import bce_loss, gbce_beta, gbce_loss, sampled_softmax_loss
 from attnkit.recsys.metrics import RankingMetrics
 from attnkit.recsys.sampling import sample_negatives
@@ -235,7 +236,4 @@ class NextItemTask(pl.LightningModule):
         return {"user": batch["user"], "items": top.indices, "scores": top.values}
 
     def configure_optimizers(self) -> Any:  # noqa: D102
-        opt = self.optimizer(self.parameters())
-        if self.scheduler is None:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": self.scheduler(opt)}
+        return build_optimization(self.parameters(), self.optimizer, self.scheduler, self.monitor)

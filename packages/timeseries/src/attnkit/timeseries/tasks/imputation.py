@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from attnkit.core.tasks.optim import build_optimization
 from attnkit.timeseries.masking import MissingPattern, hide
 from attnkit.timeseries.metrics import MaskedMAE, MaskedMRE, MaskedRMSE
 
@@ -170,7 +171,4 @@ class ImputationTask(LightningModule):
         rank_zero_info(f"attnkit predict: wrote imputed series to {path}")
 
     def configure_optimizers(self) -> Any:  # noqa: D102
-        opt = self.optimizer(self.model.parameters())
-        if self.scheduler is None:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": self.scheduler(opt)}
+        return build_optimization(self.model.parameters(), self.optimizer, self.scheduler, self.monitor)

@@ -13,6 +13,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from attnkit.core.tasks.optim import build_optimization
 from attnkit.vision.inference import sliding_window_inference
 from attnkit.vision.losses import LossName, SegmentationLoss
 from attnkit.vision.metrics import HausdorffDistance95, PerImageDice, PerImageIoU
@@ -194,8 +195,4 @@ class SegmentationTask(LightningModule):
 
     def configure_optimizers(self) -> Any:
         """Build the optimiser (and scheduler) from the callables."""
-        opt = self.optimizer_factory(self.parameters())
-        if self.scheduler_factory is None:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt),
-                                                   "monitor": self.monitor}}
+        return build_optimization(self.parameters(), self.optimizer_factory, self.scheduler_factory, self.monitor)
