@@ -11,19 +11,21 @@ from lightning.pytorch import Trainer
 from PIL import Image
 
 from attnkit.core.cli import main
-from attnkit.vision import MoNuSegDataModule, MSGANet, SegmentationTask, UTransformer
+from attnkit.vision import MoNuSegDataModule, MSGANet, SegmentationTask, TransDAE, UTransformer
 
 TINY = "tu-mobilenetv3_small_050"
 SMALL = ["--data.patch_size", "64", "--model.patch_size", "64", "--data.batch_size", "2",
          "--data.samples_per_epoch", "2"]
 
 
-@pytest.mark.parametrize("model", ["utransformer", "msga", "unet"])
+@pytest.mark.parametrize("model", ["utransformer", "msga", "unet", "transdae"])
 def test_task_overfits_one_batch(model: str, monuseg_root: Path) -> None:
     torch.manual_seed(0)
     net = {"utransformer": lambda: UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8)),
            "msga": lambda: MSGANet(TINY, channels=16),
-           "unet": lambda: smp.Unet(TINY, encoder_weights=None, classes=2, decoder_channels=(32, 16, 16, 8, 8))}
+           "unet": lambda: smp.Unet(TINY, encoder_weights=None, classes=2, decoder_channels=(32, 16, 16, 8, 8)),
+           "transdae": lambda: TransDAE(dims=(16, 32, 32, 64), depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4),
+                                        decoder_channels=(32, 16, 16, 8, 8), interaction_dim=16)}
     task = SegmentationTask(net[model](), patch_size=64,
                             optimizer=lambda p: torch.optim.Adam(p, lr=3e-3))
     dm = MoNuSegDataModule(root=str(monuseg_root), patch_size=64, batch_size=2, samples_per_epoch=2,
@@ -62,7 +64,7 @@ def test_trainer_validate_and_test_whole_images(monuseg_root: Path) -> None:
     assert task.metrics["test"]["dice"].count == 0  # reset after the epoch
 
 
-@pytest.mark.parametrize("config", ["utransformer-monuseg", "msga-monuseg", "unet-monuseg"])
+@pytest.mark.parametrize("config", ["utransformer-monuseg", "msga-monuseg", "unet-monuseg", "transdae-monuseg"])
 def test_packaged_monuseg_configs_fit(config: str, monuseg_root: Path) -> None:
     assert main(["fit", "-c", config, "--data.root", str(monuseg_root), "--trainer.fast_dev_run=true", *SMALL]) == 0
 

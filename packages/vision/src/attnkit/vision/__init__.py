@@ -1,7 +1,8 @@
 """attnkit.vision: attention U-Nets for medical image segmentation.
 
-Models (pure ``nn.Module``): :class:`UTransformer`, :class:`MSGANet`; smp ``Unet`` / ``UnetPlusPlus`` work as
-baselines in the same :class:`SegmentationTask`. Data: folder datasets, MoNuSeg and ISBI 2012 EM.
+Models (pure ``nn.Module``): :class:`UTransformer`, :class:`MSGANet`, :class:`TransDAE`; smp ``Unet`` /
+``UnetPlusPlus`` work as baselines in the same :class:`SegmentationTask`. Data: folder datasets, MoNuSeg and
+ISBI 2012 EM.
 """
 
 from attnkit.vision.data import (
@@ -20,6 +21,7 @@ from attnkit.vision.models import (
     GuidedAttentionModule,
     MSGANet,
     SegmentationOutput,
+    TransDAE,
     UTransformer,
     build_encoder,
     load_encoder_weights,
@@ -40,6 +42,7 @@ __all__ = [
     "SegmentationLoss",
     "SegmentationOutput",
     "SegmentationTask",
+    "TransDAE",
     "UTransformer",
     "build_encoder",
     "load_encoder_weights",

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attnkit.core import record_backends
+from attnkit.vision import TransDAE
+from attnkit.vision.models.transdae import ChannelTransposedAttention, efficient_attention
+
+TINY = {"dims": (8, 16, 24, 32), "depths": (1, 1, 1, 1), "num_heads": (1, 2, 2, 4), "sr_ratios": (4, 2, 1, 1),
+        "mlp_ratio": 2.0, "decoder_channels": (16, 16, 8, 8, 8), "interaction_dim": 8, "interaction_heads": 2}
+
+
+def test_efficient_attention_matches_shen_et_al_formula() -> None:
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 3, 10, 4, dtype=torch.float64), torch.randn(2, 3, 7, 4, dtype=torch.float64), \
+        torch.randn(2, 3, 7, 5, dtype=torch.float64)
+    ref = q.softmax(-1) @ (k.softmax(-2).transpose(-2, -1) @ v)  # softmax_d(Q) (softmax_N(K)^T V)
+    for backend in ("math", "sdpa"):
+        torch.testing.assert_close(efficient_attention(q, k, v, backend=backend), ref)
+
+
+def test_channel_attention_is_xcit_transposed_attention() -> None:
+    torch.manual_seed(0)
+    ca = ChannelTransposedAttention(8, 2, backend="math").double()
+    with torch.no_grad():
+        ca.temperature.copy_(torch.tensor([0.5, 2.0]).view(2, 1, 1))
+    x = torch.randn(3, 11, 8, dtype=torch.float64)
+    q, k, v = (t.view(3, 11, 2, 4).permute(0, 2, 3, 1) for t in ca.qkv(x).chunk(3, -1))  # (B, h, d, N)
+    attn = (F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1) * ca.temperature).softmax(-1)
+    ref = ca.proj((attn @ v).permute(0, 3, 1, 2).reshape(3, 11, 8))
+    torch.testing.assert_close(ca(x), ref)
+
+
+def test_transdae_shapes_and_every_attention_through_core() -> None:
+    torch.manual_seed(0)
+    model = TransDAE(3, 4, **TINY)
+    with record_backends() as used:
+        y = model(torch.randn(2, 3, 64, 96))
+    assert y.shape == (2, 4, 64, 96)
+    # per dual block: efficient spatial attention (2 calls) + channel attention (1); inter-scale: 2 per skip
+    assert len(used) == 3 * 4 + 2 * 3
+
+
+def test_transdae_pads_odd_sizes_and_crops_back() -> None:
+    torch.manual_seed(0)
+    model = TransDAE(3, 2, **TINY).eval()
+    x = torch.randn(1, 3, 50, 71)
+    y = model(x)
+    assert y.shape == (1, 2, 50, 71) and torch.isfinite(y).all()
+    # the padded content is zeros: running the zero-padded 64x96 image gives the same logits in the crop
+    padded = model(F.pad(x, (0, 96 - 71, 0, 64 - 50)))
+    torch.testing.assert_close(y, padded[..., :50, :71])
+
+
+def test_transdae_every_parameter_gets_gradient() -> None:
+    torch.manual_seed(0)
+    model = TransDAE(3, 2, **TINY)
+    model(torch.randn(2, 3, 64, 64)).logsumexp(1).mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+def test_transdae_3d_volumes() -> None:
+    torch.manual_seed(0)
+    model = TransDAE(1, 3, spatial_dims=3, dims=(8, 16, 16), depths=(1, 1, 1), num_heads=(1, 2, 2),
+                     sr_ratios=(2, 1, 1), decoder_channels=(16, 8, 8, 8), interaction_dim=8)
+    x = torch.randn(1, 1, 20, 33, 17, requires_grad=True)
+    with record_backends() as used:
+        y = model(x)
+    assert y.shape == (1, 3, 20, 33, 17) and len(used) == 3 * 3 + 2 * 2
+    y.mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_transdae_without_interaction() -> None:
+    model = TransDAE(3, 2, **{**TINY, "interaction_dim": 0})
+    assert model.interaction is None
+    with record_backends() as used:
+        assert model(torch.randn(1, 3, 32, 32)).shape == (1, 2, 32, 32)
+    assert len(used) == 3 * 4
+
+
+def test_transdae_bad_input_and_config_errors() -> None:
+    model = TransDAE(3, 2, **TINY)
+    with pytest.raises(ValueError, match=r"spatial_dims=2.*got shape \(1, 3, 8, 32, 32\).*spatial_dims=3"):
+        model(torch.randn(1, 3, 8, 32, 32))
+    with pytest.raises(ValueError, match="built for 3 input channels, got 1"):
+        model(torch.randn(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="depths needs one entry per stage"):
+        TransDAE(**{**TINY, "depths": (1, 1)})
+    with pytest.raises(ValueError, match="stage width 24 is not divisible by its num_heads 5"):
+        TransDAE(**{**TINY, "num_heads": (1, 2, 5, 4)})
+    with pytest.raises(ValueError, match="decoder_channels needs len"):
+        TransDAE(**{**TINY, "decoder_channels": (16, 8)})
+    with pytest.raises(ValueError, match="spatial_dims must be 2"):
+        TransDAE(**TINY, spatial_dims=1)
