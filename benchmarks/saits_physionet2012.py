@@ -5,6 +5,8 @@ Adam lr 6.83e-4, batch 128, MIT rate 0.2) and the data module's split, standardi
 hold-out. Metrics are computed by the same code (attnkit.timeseries.metrics) on the same held-out values.
 
     ATTNKIT_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python benchmarks/saits_physionet2012.py attnkit --epochs 5
+    # continue that run from its last checkpoint until 09:40 UTC (or --epochs in all, whichever first)
+    ... saits_physionet2012.py attnkit --precision bf16-mixed --resume last --epochs 1000 --until 09:40
     ATTNKIT_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python benchmarks/saits_physionet2012.py pypots --epochs 5
     python benchmarks/saits_physionet2012.py baselines
     python benchmarks/saits_physionet2012.py evaluate --epochs K   # both, from their epoch-K checkpoints
@@ -15,9 +17,11 @@ Results go to --out (JSON per run).
 from __future__ import annotations
 
 import argparse
+import datetime
 import itertools
 import json
 import logging
+import os
 import platform
 import time
 from pathlib import Path
@@ -106,12 +110,60 @@ def run_pypots(dm: PhysioNet2012DataModule, epochs: int, out_dir: Path) -> dict:
             "test": metrics(pred, xt, held_t)}
 
 
-def run_attnkit(dm: PhysioNet2012DataModule, epochs: int, out_dir: Path, precision: str) -> dict:
+def replay_legacy_random_state(dm: PhysioNet2012DataModule, epochs_done: int) -> None:
+    """Bring the shuffling and MIT-mask random streams to where an uninterrupted run would be.
+
+    For checkpoints written before the task and data module saved their random state (this run's epochs
+    1-4). Call right after the model is built in a process seeded like the original one: the original run
+    drew, per epoch, one permutation of the training windows from the data module's generator and one
+    ``torch.rand((b, 48, F))`` per batch from the global generator (the MCAR MIT mask), nothing else.
+    """
+    n, bs = len(dm.dataset("train")), dm.batch_size
+    for _ in range(epochs_done):
+        torch.randperm(n, generator=dm.train_generator)
+        for i in range(0, n, bs):
+            torch.rand((min(bs, n - i), dm.num_steps, dm.num_features))
+
+
+def _utc_deadline(hhmm: str) -> float:
+    """Seconds since the epoch of the next ``HH:MM`` UTC."""
+    now = datetime.datetime.now(datetime.UTC)
+    h, m = (int(v) for v in hhmm.split(":"))
+    t = now.replace(hour=h, minute=m, second=0, microsecond=0)
+    return (t if t > now else t + datetime.timedelta(days=1)).timestamp()
+
+
+def run_attnkit(dm: PhysioNet2012DataModule, epochs: int, out_dir: Path, precision: str,
+                resume: str | None = None, until: str | None = None) -> dict:
     import lightning as L
-    from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+    from lightning.pytorch.callbacks import Callback
     from lightning.pytorch.loggers import CSVLogger
 
     from attnkit.timeseries.tasks import ImputationTask
+
+    ckdir = out_dir / "attnkit" / "checkpoints"
+    ckdir.mkdir(parents=True, exist_ok=True)
+    deadline = _utc_deadline(until) if until else None
+
+    class EpochSaver(Callback):
+        """Per epoch: the weights (``epoch{E}-weights.pt``) and a full resumable ``last.ckpt`` (atomic)."""
+
+        def __init__(self) -> None:
+            self.val: dict[int, float] = {}
+
+        def on_validation_end(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
+            if trainer.sanity_checking:
+                return
+            e = trainer.current_epoch
+            self.val[e] = float(trainer.callback_metrics["val/mae"])
+            torch.save(pl_module.state_dict(), ckdir / f"epoch{e}-weights.pt")
+            tmp = ckdir / "last.ckpt.tmp"
+            trainer.save_checkpoint(tmp)
+            os.replace(tmp, ckdir / "last.ckpt")
+            if deadline is not None and timer.ends and timer.starts:
+                if time.time() + (timer.ends[-1] - timer.starts[-1]) > deadline:
+                    print(json.dumps({"stop": f"another epoch would end after {until} UTC"}), flush=True)
+                    trainer.should_stop = True
 
     class Timer(Callback):
         def __init__(self) -> None:
@@ -130,20 +182,30 @@ def run_attnkit(dm: PhysioNet2012DataModule, epochs: int, out_dir: Path, precisi
 
     task = ImputationTask(saits_physionet2012(dm.num_features, 48),
                           optimizer=lambda p: torch.optim.Adam(p, lr=LR))
+    ckpt_path = None
+    if resume:
+        ckpt_path = str(ckdir / "last.ckpt") if resume == "last" else resume
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if "mit_rng_state" not in state:  # written before the random state was saved
+            done = int(state["loops"]["fit_loop"]["epoch_progress"]["total"]["processed"])  # training epochs run
+            replay_legacy_random_state(dm, done)
+            print(json.dumps({"resume": ckpt_path, "epochs_done": done, "random_state": "replayed"}), flush=True)
+        del state
     timer = Timer()
-    ckpt = ModelCheckpoint(dirpath=out_dir / "attnkit" / "checkpoints", monitor="val/mae", mode="min",
-                           save_last=True, save_top_k=-1, every_n_epochs=1, filename="epoch{epoch}",
-                           auto_insert_metric_name=False)
-    trainer = L.Trainer(max_epochs=epochs, precision=precision, callbacks=[timer, ckpt],  # type: ignore[arg-type]
+    saver = EpochSaver()
+    trainer = L.Trainer(max_epochs=epochs, precision=precision, callbacks=[timer, saver],  # type: ignore[arg-type]
                         logger=CSVLogger(out_dir / "attnkit"), enable_progress_bar=False,
-                        num_sanity_val_steps=0, deterministic=False)
+                        enable_checkpointing=False, num_sanity_val_steps=0, deterministic=False)
     t0 = time.perf_counter()
-    trainer.fit(task, dm)
+    trainer.fit(task, dm, ckpt_path=ckpt_path)
     total = time.perf_counter() - t0
-    res = trainer.test(task, dm, ckpt_path=ckpt.best_model_path, verbose=False)[0]
+    best = min(saver.val, key=saver.val.__getitem__)
+    task.load_state_dict(torch.load(ckdir / f"epoch{best}-weights.pt", weights_only=True))
+    res = trainer.test(task, dm, verbose=False)[0]
     return {"impl": f"attnkit ({precision})", "epochs": trainer.current_epoch, "fit_seconds": total,
+            "resumed_from": ckpt_path, "val_mae": saver.val,
             "epoch_seconds": [b - a for a, b in zip(timer.starts, timer.ends, strict=False)],
-            "best_checkpoint": ckpt.best_model_path,
+            "best_epoch_this_run": best + 1,
             "test": {k.split("/")[1]: v for k, v in res.items()}}
 
 
@@ -155,10 +217,15 @@ def evaluate_epoch(dm: PhysioNet2012DataModule, epoch: int, out_dir: Path) -> di
 
     xt, held, gt = eval_arrays(dm, "test")
     res: dict = {"impl": "evaluate", "epoch": epoch}
-    ck = out_dir / "attnkit" / "checkpoints" / f"epoch{epoch - 1}.ckpt"
-    if ck.is_file():
+    ckdir = out_dir / "attnkit" / "checkpoints"
+    ck, weights = ckdir / f"epoch{epoch - 1}.ckpt", ckdir / f"epoch{epoch - 1}-weights.pt"
+    if ck.is_file() or weights.is_file():
         task = ImputationTask(saits_physionet2012(dm.num_features, 48))
-        task.load_state_dict(torch.load(ck, map_location="cpu", weights_only=True)["state_dict"])
+        if ck.is_file():
+            state = torch.load(ck, map_location="cpu", weights_only=True)["state_dict"]
+        else:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        task.load_state_dict(state)
         task.eval()
         with torch.no_grad():
             obs = ~torch.isnan(gt)
@@ -181,6 +248,8 @@ def main() -> None:
     p.add_argument("--precision", default="32-true", help="attnkit only: 32-true or bf16-mixed")
     p.add_argument("--seed", type=int, default=2023)
     p.add_argument("--out", default="/work/notes/saits-physionet2012")
+    p.add_argument("--resume", help="attnkit only: 'last' (OUT/attnkit/checkpoints/last.ckpt) or a checkpoint path")
+    p.add_argument("--until", help="attnkit only: HH:MM UTC; stop when another epoch would end after it")
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -198,7 +267,7 @@ def main() -> None:
     elif args.impl == "pypots":
         res = run_pypots(dm, args.epochs, out_dir)
     else:
-        res = run_attnkit(dm, args.epochs, out_dir, args.precision)
+        res = run_attnkit(dm, args.epochs, out_dir, args.precision, args.resume, args.until)
     res.update(info)
     names = {"attnkit": f"attnkit-{args.precision}", "evaluate": f"evaluate-epoch{args.epochs}"}
     name = names.get(args.impl, args.impl)

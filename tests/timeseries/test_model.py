@@ -51,6 +51,25 @@ def test_diagonal_mask_blocks_self_attention() -> None:
     assert plain.attn_weights is not None and plain.attn_weights.diagonal(dim1=-2, dim2=-1).min() > 0
 
 
+def test_auto_backend_runs_math_for_bf16_on_cpu() -> None:
+    """bf16 on the CPU takes the math path (torch's fused CPU backward is slow there); fp32 keeps core's auto."""
+    from attnkit.core import record_backends
+
+    x, m = data()
+    model = tiny(num_layers=2).train()
+    with record_backends() as fp32:
+        model(x, m)
+    with record_backends() as bf16, torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, m)
+    assert "sdpa" in fp32 and set(bf16) == {"math"}
+    assert out.x_tilde_3.dtype == torch.bfloat16
+    pinned = tiny(num_layers=2, backend="sdpa")
+    with record_backends() as used, torch.autocast("cpu", dtype=torch.bfloat16):
+        pinned(x, m)
+    assert used.count("sdpa") == 3  # an explicit backend is kept; the weight-returning last layer is math
+    torch.testing.assert_close(model(x, m).x_tilde_3, tiny(num_layers=2, backend="sdpa").train()(x, m).x_tilde_3)
+
+
 def test_ablation_switches() -> None:
     x, m = data()
     one = tiny(num_blocks=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,9 +85,9 @@ def _collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
 class _BatchLoader:
     """Batches by slicing whole tensors (much faster than per-item collation for in-memory windows)."""
 
-    def __init__(self, ds: WindowDataset, batch_size: int, shuffle: bool, seed: int) -> None:
+    def __init__(self, ds: WindowDataset, batch_size: int, shuffle: bool, generator: torch.Generator) -> None:
         self.ds, self.batch_size, self.shuffle = ds, batch_size, shuffle
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = generator
 
     def __len__(self) -> int:
         return (len(self.ds) + self.batch_size - 1) // self.batch_size
@@ -142,6 +143,8 @@ class ImputationDataModule(LightningDataModule):
         self._ready: dict[str, WindowDataset] = {}
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
+        # Shuffles the training windows; one permutation per epoch, saved in checkpoints (state_dict).
+        self.train_generator = torch.Generator().manual_seed(seed)
 
     # -- to implement --------------------------------------------------------------------------------
     def load_splits(self) -> SeriesSplits:
@@ -249,7 +252,17 @@ class ImputationDataModule(LightningDataModule):
         return self._ready[split]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader | _BatchLoader:
-        return _BatchLoader(self.dataset(split), self.batch_size, shuffle, self.seed)
+        gen = self.train_generator if shuffle else torch.Generator().manual_seed(self.seed)
+        return _BatchLoader(self.dataset(split), self.batch_size, shuffle, gen)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The shuffling state, so a resumed run continues the same sequence of epoch orders."""
+        return {"train_generator": self.train_generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (Lightning calls this when resuming from a checkpoint)."""
+        if "train_generator" in state_dict:
+            self.train_generator.set_state(state_dict["train_generator"])
 
     def train_dataloader(self):  # type: ignore[no-untyped-def]  # noqa: D102
         return self._loader("train", True)

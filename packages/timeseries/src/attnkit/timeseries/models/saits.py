@@ -46,6 +46,15 @@ class _Embedding(nn.Module):
         return self.dropout(h + self.position[: x.shape[1]].to(h.dtype))
 
 
+def _bf16_on_cpu(x: Tensor) -> bool:
+    """Whether attention on ``x`` runs in bfloat16 on the CPU (bf16 input or CPU bf16 autocast)."""
+    if x.device.type != "cpu":
+        return False
+    if x.dtype == torch.bfloat16:
+        return True
+    return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
 class DMSALayer(nn.Module):
     """One post-norm encoder layer of SAITS.
 
@@ -61,6 +70,9 @@ class DMSALayer(nn.Module):
         dropout: dropout on both residual branches.
         attn_dropout: dropout on the attention weights.
         backend: attention backend of :func:`attnkit.core.attention` for layers that need no weights.
+            ``"auto"`` runs ``"math"`` for bfloat16 on the CPU: at SAITS sizes (L = 48, d_k = 32) torch's
+            fused CPU kernel takes ~5x longer than ``math`` for forward + backward in bf16
+            (``benchmarks/saits_speed.py``); everywhere else ``"auto"`` is attnkit.core's choice.
 
     """
 
@@ -76,6 +88,7 @@ class DMSALayer(nn.Module):
         backend: Backend = "auto",
     ) -> None:
         super().__init__()
+        self.backend: Backend = backend
         self.attn = MultiHeadAttention(
             embed_dim,
             num_heads,
@@ -98,6 +111,7 @@ class DMSALayer(nn.Module):
         need_weights: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         """``(B, L, D) -> ((B, L, D), weights (B, H, L, L) or None)``."""
+        self.attn.backend = "math" if self.backend == "auto" and _bf16_on_cpu(x) else self.backend
         a, w = self.attn(x, mask=mask, need_weights=need_weights)
         x = self.norm1(x + self.dropout1(a))
         x = self.norm2(x + self.dropout2(self.ffn(x)))

@@ -97,6 +97,22 @@ class ImputationTask(LightningModule):
             if stage == "fit":
                 self.model.set_scaler(torch.as_tensor(dm.mean), torch.as_tensor(dm.std))  # type: ignore[operator]
 
+    # -- resuming ------------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Save the random state the training masks are drawn from, so a resumed run draws the same masks."""
+        checkpoint["mit_rng_state"] = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            checkpoint["mit_rng_state"]["cuda"] = torch.cuda.get_rng_state(self.device)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the random state of :meth:`on_save_checkpoint` (absent in older checkpoints)."""
+        state = checkpoint.get("mit_rng_state")
+        if state is None:
+            return
+        torch.set_rng_state(state["cpu"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda"], self.device if self.device.type == "cuda" else None)
+
     # -- steps ---------------------------------------------------------------------------------------
     def forward(self, x: Tensor, missing_mask: Tensor) -> Any:
         """Run the model: ``x (B, L, F)``, ``missing_mask (B, L, F)`` 1 = observed."""
