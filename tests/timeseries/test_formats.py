@@ -10,6 +10,8 @@ import torch
 from attnkit.timeseries.data import (
     AirQualityDataModule,
     ETTDataModule,
+    ImputationDataModule,
+    SeriesSplits,
     TableDataModule,
     make_windows,
     read_prsa,
@@ -106,3 +108,31 @@ def test_windows_cover_series_end() -> None:
     w, origin = make_windows([np.arange(10.0).reshape(10, 1)], 4, 4)
     assert origin[:, 1].tolist() == [0, 4, 6]
     assert torch.equal(torch.from_numpy(w[-1, :, 0]), torch.tensor([6.0, 7, 8, 9]))
+
+
+class _ArraysDataModule(ImputationDataModule):
+    """Any reader's output goes through the same checks (PhysioNet, PRSA and ETT readers included)."""
+
+    def __init__(self, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> None:
+        super().__init__(num_steps=4)
+        self._arrays = (train, val, test)
+
+    def load_splits(self) -> SeriesSplits:
+        train, val, test = self._arrays
+        return SeriesSplits(train=[train], val=[val], test=[test], features=["a", "b"])
+
+
+def test_data_module_checks_every_split() -> None:
+    ok = np.random.default_rng(0).normal(size=(8, 2))
+    bad = ok.copy()
+    bad[3, 1] = -np.inf
+    with pytest.raises(ValueError, match="the test split contains infinite values; replace them with NaN"):
+        _ArraysDataModule(ok, ok, bad).setup()
+    empty = ok.copy()
+    empty[:, 0] = np.nan
+    with pytest.raises(ValueError, match=r"features \['a'\] have no observed value in the training split"):
+        _ArraysDataModule(empty, ok, ok).setup()
+    with pytest.raises(ValueError, match="does not have 2 features"):
+        _ArraysDataModule(ok, ok[:, :1], ok).setup()
+    with pytest.raises(ValueError, match="series 0 has 3 steps, shorter than the window of 4"):
+        _ArraysDataModule(ok, ok[:3], ok).setup()

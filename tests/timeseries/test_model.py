@@ -145,6 +145,12 @@ def test_impute_bad_input() -> None:
         model.impute(pd.DataFrame({"a": [1.0] * 10, "b": [2.0] * 10, "c": ["x"] * 10}))
     with pytest.raises(TypeError, match="numpy array"):
         model.impute([[1.0, 2.0, 3.0]])
+    with pytest.raises(ValueError, match="numeric array with NaN for missing values, got dtype <U1"):
+        model.impute(np.array([["1", "2", "x"]] * 10))
+    with pytest.raises(ValueError, match=r"floating-point tensor with NaN for missing values, got torch\.int64"):
+        model.impute(torch.zeros(10, 3, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"\(T, F\) or \(N, T, F\) input, got shape \(10,\)"):
+        model.impute(np.zeros(10))
     # an all-NaN feature is imputed from the other features (documented handling)
     x = np.random.default_rng(0).normal(size=(12, 3))
     x[:, 1] = np.nan
