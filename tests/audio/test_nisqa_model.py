@@ -94,6 +94,33 @@ def test_model_shapes_and_padding_invariance() -> None:
         m(padded, torch.tensor([0, 3]))
 
 
+def test_fused_cnn_matches_reference_path() -> None:
+    cnn = _model().cnn
+    cnn.chunk_size = 4  # 11 segments: chunks of 4, 4 and 3
+    with torch.no_grad():  # non-trivial BatchNorm affine parameters as well
+        for i in range(1, 7):
+            getattr(cnn, f"bn{i}").weight.uniform_(0.5, 1.5)
+            getattr(cnn, f"bn{i}").bias.uniform_(-0.2, 0.2)
+    x = torch.randn(11, 1, 48, 15) * 10 - 30
+    with torch.no_grad():
+        ref = cnn.forward_reference(x)
+        fused = cnn.forward_fused(x)
+        default = cnn(x)  # eval mode: the fused path
+    assert fused.shape == ref.shape == (11, 384) and ref.abs().max() > 1
+    torch.testing.assert_close(fused, ref, atol=1e-4, rtol=1e-5)
+    assert torch.equal(default, fused)
+    cnn.fused = False
+    with torch.no_grad():
+        assert torch.equal(cnn(x), ref)
+    # training uses the reference path (BatchNorm on batch statistics), and gradients reach conv and BN
+    cnn.fused = True
+    cnn.train()
+    out = cnn(x)
+    out.sum().backward()
+    assert cnn.bn1.weight.grad is not None and cnn.conv1.weight.grad is not None
+    assert not torch.allclose(out, ref, atol=1e-3)
+
+
 def test_pool_att_ff_equals_softmax_pooling() -> None:
     torch.manual_seed(1)
     pool = PoolAttFF(8, 16)

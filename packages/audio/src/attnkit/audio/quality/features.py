@@ -61,6 +61,13 @@ def _mel_fb(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> Tenso
     return fb.T.contiguous().float()  # (n_mels, n_freqs)
 
 
+@lru_cache(maxsize=32)
+def _used_bins(sr: int, n_fft: int, n_mels: int, fmax: float) -> int:
+    """Number of leading FFT bins with a non-zero weight in the mel filterbank (at least 1)."""
+    nz = (_mel_fb(sr, n_fft, n_mels, 0.0, fmax) != 0).any(0).nonzero()
+    return int(nz[-1, 0]) + 1 if nz.numel() else 1
+
+
 def _slaney_fb(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> Tensor:
     freqs = torch.linspace(0, sr / 2, n_fft // 2 + 1, dtype=torch.float64)
     f_min_mel = AF.functional._hz_to_mel(fmin, mel_scale="slaney")
@@ -85,8 +92,9 @@ class NISQAFeatures:
         seg_length: frames per segment (``ms_seg_length``).
         seg_hop: frames between segment starts (``ms_seg_hop_length``).
         max_segments: most segments a file may give (``ms_max_segments``); ``None`` for no limit.
-        stft_dtype: precision of the STFT (the original runs it in float64; float32 is faster and differs
-            by about 1e-4 dB).
+        stft_dtype: precision of the STFT. float32 (default) is about 5x faster than float64 (what the
+            original runs, through numpy) and moves the log-mel by < 1e-3 dB and the predictions by about
+            1e-6; pass ``torch.float64`` for the closest match to the original.
 
     """
 
@@ -98,7 +106,7 @@ class NISQAFeatures:
     seg_length: int = 15
     seg_hop: int = 4
     max_segments: int | None = 1300
-    stft_dtype: torch.dtype = torch.float64
+    stft_dtype: torch.dtype = torch.float32
 
     def frame_params(self, sample_rate: int) -> tuple[int, int]:
         """``(hop, win)`` in samples at ``sample_rate`` (int() truncation as in the original)."""
@@ -132,9 +140,10 @@ class NISQAFeatures:
         off = (self.n_fft - win) // 2
         n_frames = 1 + (x.shape[-1] - self.n_fft) // hop
         frames = x[off : off + (n_frames - 1) * hop + win].unfold(0, win, hop)
-        spec = torch.fft.rfft(frames * window, n=self.n_fft).abs().float().T
-        fb = _mel_fb(sample_rate, self.n_fft, self.n_mels, 0.0, float(self.fmax)).to(spec.device)
-        mel = fb @ spec
+        fb = _mel_fb(sample_rate, self.n_fft, self.n_mels, 0.0, float(self.fmax)).to(x.device)
+        used = _used_bins(sample_rate, self.n_fft, self.n_mels, float(self.fmax))  # bins above fmax weigh 0
+        spec = torch.fft.rfft(frames * window, n=self.n_fft)[:, :used].abs().float()  # (T, used)
+        mel = (spec @ fb[:, :used].T).T  # (n_mels, T)
         return AF.amplitude_to_DB((mel * mel)[None, None], 10.0, 1e-8, 0.0, top_db=80.0)[0, 0]
 
     def num_segments(self, num_frames: int) -> int:
