@@ -373,7 +373,7 @@ class TransDAE(nn.Module):
             if d % h:
                 raise ValueError(f"stage width {d} is not divisible by its num_heads {h}")
         conv = _CONV[spatial_dims]
-        self.spatial_dims, self.num_classes = spatial_dims, num_classes
+        self.spatial_dims, self.num_classes, self.in_channels = spatial_dims, num_classes, in_channels
         self.stride = 4 * 2 ** (n - 1)
         self.embeds = nn.ModuleList()
         self.embed_norms = nn.ModuleList()
@@ -414,7 +414,7 @@ class TransDAE(nn.Module):
             x = embed(x)
             sizes = tuple(x.shape[2:])
             t = enorm(_tokens(x))
-            for blk in blocks:
+            for blk in blocks.children():
                 t = blk(t, sizes)
             x = _map(norm(t), sizes)
             feats.append(x)
@@ -426,8 +426,8 @@ class TransDAE(nn.Module):
         if x.dim() != nd + 2:
             raise ValueError(f"TransDAE(spatial_dims={nd}) expects (B, C, {', '.join('DHW'[3 - nd:])}) input, got "
                              f"shape {tuple(x.shape)}; build it with spatial_dims={x.dim() - 2} for this input")
-        if x.shape[1] != self.embeds[0].in_channels:
-            raise ValueError(f"TransDAE was built for {self.embeds[0].in_channels} input channels, got "
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"TransDAE was built for {self.in_channels} input channels, got "
                              f"{x.shape[1]} (shape {tuple(x.shape)}); set in_channels")
         sizes = tuple(x.shape[2:])
         pads: list[int] = []
