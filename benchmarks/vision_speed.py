@@ -25,7 +25,7 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from attnkit.vision import MSGANet, SegmentationLoss, UTransformer, sliding_window_inference
+from attnkit.vision import MSGANet, SegmentationLoss, TransDAE, UTransformer, sliding_window_inference
 
 
 def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
@@ -33,6 +33,9 @@ def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
         "smp Unet": lambda: smp.Unet(encoder, encoder_weights=None, classes=2),
         "UTransformer": lambda: UTransformer(encoder, num_classes=2, num_heads=8),
         "MSGANet": lambda: MSGANet(encoder, num_classes=2),
+        # the transdae-monuseg widths (no smp encoder: --encoder does not apply)
+        "TransDAE": lambda: TransDAE(num_classes=2, dims=(64, 128, 320, 512), depths=(2, 2, 2, 2),
+                                     num_heads=(1, 2, 5, 8), decoder_channels=(256, 128, 64, 32, 16)),
     }
     try:
         from monai.networks.nets import AttentionUnet
