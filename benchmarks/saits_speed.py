@@ -2,6 +2,8 @@
 
 Paper PhysioNet-2012 sizes (5 layers, d_model 256, 8 heads, d_k = d_v = 32, d_ffn 512), batch 128 x 48 x 37,
 80% missing, 20% MIT masking per batch, Adam. Reports seconds per step (minimum over rounds) and ratios.
+"attnkit bf16-mixed sdpa" pins the fused SDPA kernel in every layer that needs no weights (what ``auto``
+picked before SAITS switched bf16-on-CPU to the math path), to show what that choice is worth.
 
     OMP_NUM_THREADS=1 python benchmarks/saits_speed.py --steps 5 --rounds 2
 """
@@ -9,6 +11,8 @@ Paper PhysioNet-2012 sizes (5 layers, d_model 256, 8 heads, d_k = d_v = 32, d_ff
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import time
 
 import torch
@@ -32,21 +36,25 @@ def main() -> None:
     x = torch.randn(128, 48, 37)
     obs = torch.rand(128, 48, 37) > 0.8
     ours = saits_physionet2012()
+    pinned = saits_physionet2012()
+    for layer in [*pinned.block1, *pinned.block2]:
+        layer.backend = "sdpa"
     ref = _SAITS(5, 48, 37, 256, 8, 32, 32, 512, 0.0, 0.0, True, 1, 1, MAE(), MAE())
     opt_o = torch.optim.Adam(ours.parameters(), 1e-3)
     opt_r = torch.optim.Adam(ref.parameters(), 1e-3)
+    opt_p = torch.optim.Adam(pinned.parameters(), 1e-3)
 
-    def attnkit_step(bf16: bool) -> None:
+    def attnkit_step(bf16: bool, model: torch.nn.Module = ours, opt: torch.optim.Optimizer = opt_o) -> None:
         hidden = mcar_mask(obs, 0.2)
         given = obs & ~hidden
         x0 = x * obs
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = ours(x0 * given, given.float())
+            out = model(x0 * given, given.float())
         ort = torch.stack([masked_mae(e.float(), x0, given) for e in out.estimates]).mean()
         loss = ort + masked_mae(out.x_tilde_3.float(), x0, hidden)
-        opt_o.zero_grad()
+        opt.zero_grad()
         loss.backward()
-        opt_o.step()
+        opt.step()
 
     def pypots_step() -> None:
         hidden = mcar_mask(obs, 0.2)
@@ -59,17 +67,23 @@ def main() -> None:
         opt_r.step()
 
     fns = {"pypots fp32": pypots_step, "attnkit fp32": lambda: attnkit_step(False),
-           "attnkit bf16-mixed": lambda: attnkit_step(True)}
+           "attnkit bf16-mixed": lambda: attnkit_step(True),
+           "attnkit bf16-mixed sdpa": lambda: attnkit_step(True, pinned, opt_p)}
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} "
+          f"thread(s), load average before {os.getloadavg()[0]:.1f}", flush=True)
     best = dict.fromkeys(fns, float("inf"))
-    for _ in range(args.rounds):
+    for r in range(args.rounds):
         for name, f in fns.items():
             f()  # warm-up
             t = time.perf_counter()
             for _ in range(args.steps):
                 f()
-            best[name] = min(best[name], (time.perf_counter() - t) / args.steps)
+            sec = (time.perf_counter() - t) / args.steps
+            best[name] = min(best[name], sec)
+            print(f"round {r + 1} {name:24s} {sec:7.3f} s/step", flush=True)
     for name, s in best.items():
-        print(f"{name:20s} {s:7.3f} s/step   speed-up vs PyPOTS {best['pypots fp32'] / s:4.2f}x")
+        print(f"{name:24s} {s:7.3f} s/step   speed-up vs PyPOTS {best['pypots fp32'] / s:4.2f}x")
+    print(f"load average after {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
