@@ -2,20 +2,27 @@
 
 Inputs: the 30 nisqa-reference wavs (8-48 kHz), each looped/cropped to ``--seconds`` so that torchmetrics can
 batch equal-length signals per sample rate. Both sides start from in-memory float32 waveforms (file reading is
-not timed) and produce MOS + 4 dimensions. Reported: seconds of compute per minute of audio (best of
-``--repeats`` interleaved runs) and the ratio torchmetrics / attnkit, plus the max abs difference of outputs.
+not timed) and produce MOS + 4 dimensions. Reported per run: wall-clock and process CPU seconds per minute of
+audio (each the best of ``--repeats`` interleaved runs), the ratio torchmetrics batched / run for both, and
+the max abs difference of outputs. On a shared machine the CPU-time ratio at ``--threads 1`` is the steadier
+figure (other processes stretch wall time, much less the CPU time of a single-threaded process).
+
+Runs: torchmetrics (one file per call; batched per sample rate), attnkit's default (float32 STFT, fused
+eval-mode CNN), attnkit's reference path (float64 STFT as the original, unfused CNN: the code before the
+speed work), and the opt-in bfloat16 mode.
 
 torchmetrics needs librosa (not in the attnkit lock): install it in a throwaway place, e.g.
 ``uv pip install --target /tmp/tm-extra --no-deps librosa numba llvmlite soxr lazy_loader audioread decorator
 pooch msgpack platformdirs`` and run with ``PYTHONPATH=/tmp/tm-extra``. torchmetrics reads its weights from
 ``~/.torchmetrics/NISQA/nisqa.tar``; this script copies ``$ATTNKIT_DATA_DIR/nisqa-weights/nisqa.tar`` there.
 
-    OMP_NUM_THREADS=2 PYTHONPATH=/tmp/tm-extra python benchmarks/nisqa_speed.py --threads 2
+    OMP_NUM_THREADS=1 PYTHONPATH=/tmp/tm-extra python benchmarks/nisqa_speed.py --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import shutil
@@ -61,15 +68,18 @@ def main() -> None:
     for i, (_, _, sr) in enumerate(signals):
         by_rate[sr].append(i)
 
-    sqm64 = SpeechQualityModel.from_checkpoint(weights, batch_size=args.batch_size)
-    sqm32 = SpeechQualityModel(sqm64.model, NISQAFeatures(stft_dtype=torch.float32), batch_size=args.batch_size)
+    sqm = SpeechQualityModel.from_checkpoint(weights, batch_size=args.batch_size)
+    ref_model = copy.deepcopy(sqm.model)
+    ref_model.cnn.fused = False
+    sqm_ref = SpeechQualityModel(ref_model, NISQAFeatures(stft_dtype=torch.float64), batch_size=args.batch_size)
+    sqm_bf16 = SpeechQualityModel(sqm.model, sqm.features, batch_size=args.batch_size, precision="bfloat16")
 
     def ours_batched(sqm: SpeechQualityModel) -> torch.Tensor:
         preds = sqm.predict_batch([x for _, x, _ in signals], [sr for _, _, sr in signals])
         return torch.tensor([list(p.scores.values()) for p in preds])
 
     def ours_single() -> torch.Tensor:
-        return torch.tensor([list(sqm64.predict(x, sr).scores.values()) for _, x, sr in signals])
+        return torch.tensor([list(sqm.predict(x, sr).scores.values()) for _, x, sr in signals])
 
     def tm_single() -> torch.Tensor:
         return torch.stack([tm_nisqa(x, sr) for _, x, sr in signals])
@@ -85,34 +95,44 @@ def main() -> None:
     runs = {
         "torchmetrics, one file per call": tm_single,
         "torchmetrics, batched per sample rate": tm_batched,
-        "attnkit, one file per call (float64 STFT)": ours_single,
-        "attnkit, batched (float64 STFT, default)": lambda: ours_batched(sqm64),
-        "attnkit, batched (float32 STFT)": lambda: ours_batched(sqm32),
+        "attnkit, one file per call": ours_single,
+        "attnkit, batched (default)": lambda: ours_batched(sqm),
+        "attnkit, batched, reference path": lambda: ours_batched(sqm_ref),
+        "attnkit, batched, bfloat16 (opt-in)": lambda: ours_batched(sqm_bf16),
     }
     tm_single()  # warm-up: loads the weights and JIT-compiles librosa's numba kernels
-    ours_batched(sqm64)
-    best: dict[str, float] = {}
+    ours_batched(sqm)
+    loads = [os.getloadavg()[0]]
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     outputs: dict[str, torch.Tensor] = {}
     for _ in range(args.repeats):
         for name, fn in runs.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             with torch.inference_mode():
                 outputs[name] = fn()
-            best[name] = min(best.get(name, float("inf")), time.perf_counter() - t)
+            wall[name] = min(wall.get(name, float("inf")), time.perf_counter() - t)
+            cpu[name] = min(cpu.get(name, float("inf")), time.process_time() - c)
+        loads.append(os.getloadavg()[0])
 
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
-        f"{torch.__version__}, {args.threads} threads; load average {os.getloadavg()[0]:.1f}"
+        f"{torch.__version__}, {args.threads} threads; 1-min load average during the runs "
+        f"{min(loads):.1f}-{max(loads):.1f}"
     )
     print(f"audio: {len(signals)} signals x {args.seconds:g} s = {minutes:.2f} min at 8-48 kHz; best of {args.repeats}")
-    base = best["torchmetrics, batched per sample rate"]
-    base1 = best["torchmetrics, one file per call"]
-    print(f"{'run':45s} {'s / audio-min':>14s} {'vs tm batched':>14s} {'vs tm 1-file':>13s}")
-    for name, t in best.items():
-        print(f"{name:45s} {t / minutes:14.3f} {base / t:13.2f}x {base1 / t:12.2f}x")
+    key = "torchmetrics, batched per sample rate"
+    print(f"{'run':40s} {'wall s/min':>10s} {'x vs tm':>8s} {'CPU s/min':>10s} {'x vs tm':>8s}")
+    for name in runs:
+        print(
+            f"{name:40s} {wall[name] / minutes:10.3f} {wall[key] / wall[name]:7.2f}x "
+            f"{cpu[name] / minutes:10.3f} {cpu[key] / cpu[name]:7.2f}x"
+        )
     ref_out = outputs["torchmetrics, one file per call"]
     for name, out in outputs.items():
         print(f"max |{name} - torchmetrics 1-file| = {(out - ref_out).abs().max().item():.2e}")
+    bf = (outputs["attnkit, batched, bfloat16 (opt-in)"] - outputs["attnkit, batched (default)"]).abs().max()
+    print(f"max |bfloat16 - default| = {bf.item():.2e}")
 
 
 if __name__ == "__main__":

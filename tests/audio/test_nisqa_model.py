@@ -22,6 +22,7 @@ from attnkit.audio.quality import (
 )
 from attnkit.audio.quality.convert import export_nisqa_checkpoint
 from attnkit.audio.quality.features import _reflect_pad
+from attnkit.audio.quality.model import _adaptive_max_pool
 
 
 def _model(outputs: tuple[str, ...] = DIMENSIONS) -> NISQA:
@@ -92,6 +93,17 @@ def test_model_shapes_and_padding_invariance() -> None:
     torch.testing.assert_close(noisy, both, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="lengths must lie"):
         m(padded, torch.tensor([0, 3]))
+
+
+@pytest.mark.parametrize(
+    ("shape", "size"),
+    [((3, 16, 48, 15), (24, 7)), ((3, 32, 24, 7), (12, 5)), ((3, 64, 12, 5), (6, 3)), ((2, 1, 9, 9), (3, 1))],
+)
+def test_strided_max_pool_equals_adaptive(shape: tuple[int, ...], size: tuple[int, int]) -> None:
+    x = torch.randn(shape)
+    assert torch.equal(_adaptive_max_pool(x, size), torch.nn.functional.adaptive_max_pool2d(x, size))
+    cl = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(_adaptive_max_pool(cl, size), torch.nn.functional.adaptive_max_pool2d(x, size))
 
 
 def test_fused_cnn_matches_reference_path() -> None:

@@ -29,10 +29,7 @@ COLS = {
 
 def _ref(real_data_dir: Path) -> Path:
     ref = real_data_dir / "nisqa-reference"
-    if (
-        not (ref / "reference_nisqa.csv").is_file()
-        or not (real_data_dir / "nisqa-weights" / "nisqa.tar").is_file()
-    ):
+    if not (ref / "reference_nisqa.csv").is_file() or not (real_data_dir / "nisqa-weights" / "nisqa.tar").is_file():
         pytest.skip("nisqa-reference / nisqa-weights are not in ATTNKIT_DATA_DIR")
     return ref
 
@@ -80,14 +77,21 @@ def test_predictions_match_original(real_data_dir: Path, name: str, n_files: int
     with torch.no_grad():
         cnn = model.cnn(seg).numpy()
         td = model.encode(seg[None], torch.tensor([72]))[0].numpy()
-    assert (
-        np.abs(cnn - np.load(ref / "intermediates" / f"c03_clean_16k_pcm16_3s__{name}__cnn_out.npy")).max()
-        < 1e-4
-    )
-    assert (
-        np.abs(td - np.load(ref / "intermediates" / f"c03_clean_16k_pcm16_3s__{name}__td_out.npy")).max()
-        < 1e-4
-    )
+    assert np.abs(cnn - np.load(ref / "intermediates" / f"c03_clean_16k_pcm16_3s__{name}__cnn_out.npy")).max() < 1e-4
+    assert np.abs(td - np.load(ref / "intermediates" / f"c03_clean_16k_pcm16_3s__{name}__td_out.npy")).max() < 1e-4
+
+
+def test_bfloat16_mode_within_0_01_of_original(real_data_dir: Path) -> None:
+    ref = _ref(real_data_dir)
+    model, _ = load_nisqa_checkpoint(real_data_dir / "nisqa-weights" / "nisqa.tar")
+    rows = {r["deg"]: r for r in csv.DictReader((ref / "reference_nisqa.csv").open())}
+    names, segs = _reference_segments(ref)
+    padded, lengths = pad_segments(segs)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # what precision="bfloat16" does
+        got = model(padded, lengths)
+    want = torch.tensor([[float(rows[n][c]) for c in COLS["nisqa"]] for n in names])
+    diff = (got - want).abs().max().item()
+    assert 1e-4 < diff <= 0.01, f"max abs difference {diff}"
 
 
 def test_predict_api_matches_original_on_files(real_data_dir: Path) -> None:

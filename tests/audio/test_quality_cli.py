@@ -32,9 +32,7 @@ def _write(path: Path, sr: int, seconds: float, channels: int = 1) -> np.ndarray
 def test_folder_to_csv(tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _write(tmp_path / "in" / "a.wav", 16000, 0.5)
     _write(tmp_path / "in" / "sub" / "b.flac", 8000, 0.4)
-    rc = main(
-        ["quality", str(tmp_path / "in"), "--weights", str(weights), "--csv", str(tmp_path / "out.csv")]
-    )
+    rc = main(["quality", str(tmp_path / "in"), "--weights", str(weights), "--csv", str(tmp_path / "out.csv")])
     assert rc == 0
     rows = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert [Path(r["file"]).name for r in rows] == ["a.wav", "b.flac"]
@@ -43,6 +41,20 @@ def test_folder_to_csv(tmp_path: Path, weights: Path, capsys: pytest.CaptureFixt
     assert float(rows[0]["mos"]) == pytest.approx(want.mos, abs=1e-4)
     assert rows[1]["sample_rate"] == "8000"
     assert "a.wav\tmos=" in capsys.readouterr().out
+    rc = main(
+        [
+            "quality",
+            str(tmp_path / "in" / "a.wav"),
+            "--weights",
+            str(weights),
+            "--bf16",
+            "--csv",
+            str(tmp_path / "b.csv"),
+        ]
+    )
+    assert rc == 0
+    fast = next(csv.DictReader((tmp_path / "b.csv").open()))
+    assert float(fast["mos"]) == pytest.approx(want.mos, abs=0.05)
 
 
 def test_bad_files_stop_or_skip(tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,18 +66,14 @@ def test_bad_files_stop_or_skip(tmp_path: Path, weights: Path, capsys: pytest.Ca
     assert rc == 2
     assert "fake.wav: not a readable audio file" in capsys.readouterr().err
     out = tmp_path / "r.csv"
-    rc = main(
-        ["quality", str(tmp_path / "in"), "--weights", str(weights), "--skip-errors", "--csv", str(out)]
-    )
+    rc = main(["quality", str(tmp_path / "in"), "--weights", str(weights), "--skip-errors", "--csv", str(out)])
     assert rc == 1
     err = capsys.readouterr().err
     assert "short.wav: too short for NISQA" in err and "stereo.wav: has 2 channels" in err
     rows = {Path(r["file"]).name: r for r in csv.DictReader(out.open())}
     assert rows["a.wav"]["error"] == "" and rows["a.wav"]["mos"]
     assert "too short" in rows["short.wav"]["error"] and rows["short.wav"]["mos"] == ""
-    rc = main(
-        ["quality", str(tmp_path / "in" / "stereo.wav"), "--weights", str(weights), "--channel", "mean"]
-    )
+    rc = main(["quality", str(tmp_path / "in" / "stereo.wav"), "--weights", str(weights), "--channel", "mean"])
     assert rc == 0
 
 

@@ -135,3 +135,34 @@ def test_bad_files_zero_frames_and_nan(tmp_path: Path, sqm: SpeechQualityModel) 
         sqm.predict_file(tmp_path / "zero.wav")
     with pytest.raises(AudioFileError, match=r"nan\.wav: 1 sample\(s\) are NaN or infinite \(first at sample 100\)"):
         sqm.predict_file(tmp_path / "nan.wav")
+
+
+def test_bfloat16_mode_is_close_and_checked(sqm: SpeechQualityModel) -> None:
+    signals = [_speechlike(16000, 1.0), _speechlike(8000, 0.6, 1), _speechlike(48000, 0.8, 2)]
+    rates = [16000, 8000, 48000]
+    fast = SpeechQualityModel(sqm.model, sqm.features, precision="bfloat16")
+    with torch.no_grad():
+        got = torch.tensor([list(p.scores.values()) for p in fast.predict_batch(signals, rates)])
+        want = torch.tensor([list(p.scores.values()) for p in sqm.predict_batch(signals, rates)])
+    diff = (got - want).abs().max().item()
+    assert 0 < diff < 0.05  # bfloat16 does run, and stays close
+    with pytest.raises(ValueError, match="precision must be 'float32' or 'bfloat16'"):
+        SpeechQualityModel(sqm.model, precision="float16")  # type: ignore[arg-type]
+
+
+def test_autocast_covers_only_the_cnn_in_eval() -> None:
+    torch.manual_seed(0)
+    model = NISQA().eval()
+    seg, lengths = torch.randn(2, 5, 1, 48, 15) * 10 - 40, torch.tensor([5, 3])
+    seen: list[torch.dtype] = []
+    hook = model.proj.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(seg, lengths)
+        feats = model.frame_features(seg, lengths)
+    # the CNN runs in bfloat16, the projection, attention and pooling heads in float32
+    assert feats.dtype == torch.bfloat16 and seen == [torch.float32] and out.dtype == torch.float32
+    model.train()  # in training autocast applies everywhere (mixed-precision training)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(seg, lengths)
+    hook.remove()
+    assert seen == [torch.float32, torch.bfloat16]
