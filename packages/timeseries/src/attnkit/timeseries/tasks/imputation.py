@@ -111,7 +111,7 @@ class ImputationTask(LightningModule):
             return
         torch.set_rng_state(state["cpu"])
         if "cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state(state["cuda"], self.device if self.device.type == "cuda" else None)
+            torch.cuda.set_rng_state(state["cuda"], self.device if self.device.type == "cuda" else "cuda")
 
     # -- steps ---------------------------------------------------------------------------------------
     def forward(self, x: Tensor, missing_mask: Tensor) -> Any:
