@@ -2,7 +2,8 @@
 
 Prints, per checkpoint and output, the max and mean absolute difference to ``reference_*.csv`` (batched
 inference with padding masks, and one file at a time), and the log-mel difference on the 3 files with
-intermediates, for the default float64 STFT and the faster float32 STFT.
+intermediates, for: the default (float32 STFT, fused eval-mode CNN), float64 STFT with the fused CNN, and
+float64 STFT with the reference CNN path (``model.cnn.fused = False``, closest to the original's arithmetic).
 
     ATTNKIT_DATA_DIR=../shared/data python benchmarks/nisqa_parity.py
 """
@@ -25,7 +26,7 @@ def main() -> None:
     torch.set_num_threads(2)
     ref = dataset_dir("nisqa-reference")
     weights = dataset_dir("nisqa-weights")
-    for dtype in (torch.float64, torch.float32):
+    for dtype, fused in ((torch.float32, True), (torch.float64, True), (torch.float64, False)):
         feats = NISQAFeatures(stft_dtype=dtype)
         mel = []
         for stem in ("c03_clean_16k_pcm16_3s", "c08_clean_48k_pcm16_6s", "c06_clean_22k05_pcm16_6s"):
@@ -33,9 +34,11 @@ def main() -> None:
             mel.append(
                 np.abs(feats.melspec(x, sr).numpy() - np.load(ref / "intermediates" / f"{stem}__melspec.npy")).max()
             )
-        print(f"STFT {str(dtype)[6:]}: log-mel max |diff| over 3 files = {max(mel):.2e} dB")
+        path = "fused" if fused else "reference"
+        print(f"STFT {str(dtype)[6:]}, {path} CNN: log-mel max |diff| over 3 files = {max(mel):.2e} dB")
         for name in ("nisqa", "nisqa_mos_only"):
             model, _ = load_nisqa_checkpoint(weights / f"{name}.tar")
+            model.cnn.fused = fused
             rows = list(csv.DictReader((ref / f"reference_{name}.csv").open()))
             cols = COLS if name == "nisqa" else COLS[:1]
             segs = [feats(*read_audio(ref / "wavs" / r["deg"], channel="mean")) for r in rows]
