@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--full-val", action="store_true", help="also rank the whole catalogue at validation")
+    ap.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last.ckpt")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     pl.seed_everything(args.seed)
@@ -62,28 +64,37 @@ def main() -> None:
                               eval_batch_size=1024, eval_users=args.eval_users, seed=args.seed)
     model = SASRec(dm.num_items, embed_dim=50, num_heads=1, num_layers=2, max_len=args.max_len,
                    dropout=args.dropout)
-    task = NextItemTask(model, loss=args.loss, full_ranking=False,
+    task = NextItemTask(model, loss=args.loss, full_ranking=args.full_val,
                         optimizer=lambda p: torch.optim.Adam(p, lr=1e-3, betas=(0.9, 0.98)))
     timer = EpochTimer()
-    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="epoch{epoch}",
-                           auto_insert_metric_name=False,
-                           save_top_k=-1, every_n_epochs=args.val_every, save_last=True)
+    # best by validation NDCG@10 (the model the paper's protocol reports) and the last epoch
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-epoch{epoch}",
+                           auto_insert_metric_name=False, monitor="val/ndcg@10", mode="max",
+                           save_top_k=1, save_last=True)
     trainer = pl.Trainer(max_epochs=args.epochs, max_time={"hours": args.hours}, accelerator="cpu",
                          check_val_every_n_epoch=args.val_every, logger=CSVLogger(out, name="", version=""),
                          callbacks=[timer, ckpt], enable_progress_bar=False, num_sanity_val_steps=0,
                          default_root_dir=out)
     t0 = time.perf_counter()
-    trainer.fit(task, dm)
+    last = out / "checkpoints" / "last.ckpt"
+    trainer.fit(task, dm, ckpt_path=str(last) if args.resume and last.is_file() else None)
     train_s = time.perf_counter() - t0
     epochs_done = trainer.current_epoch
     task.full_ranking = True
     t1 = time.perf_counter()
     res = trainer.test(task, dm, ckpt_path=None, verbose=False)[0]
     test_s = time.perf_counter() - t1
+    best = {}
+    if ckpt.best_model_path:
+        best = trainer.test(task, dm, ckpt_path=ckpt.best_model_path, verbose=False)[0]
     summary = {
         "dataset": args.dataset, "loss": args.loss, "epochs_trained": epochs_done, "train_seconds": train_s,
-        "mean_epoch_seconds": sum(timer.times) / max(len(timer.times), 1), "test_seconds": test_s,
+        "mean_epoch_seconds": sum(timer.times) / max(len(timer.times), 1),
+        "epoch_seconds": timer.times, "test_seconds": test_s,
         "eval_users": args.eval_users, "final_model_test": {k: float(v) for k, v in res.items()},
+        "best_checkpoint": Path(ckpt.best_model_path).name if ckpt.best_model_path else None,
+        "best_val_ndcg@10": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
+        "best_model_test": {k: float(v) for k, v in best.items()},
         "machine": f"{platform.machine()}, torch {torch.__version__}, threads {args.threads}",
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
