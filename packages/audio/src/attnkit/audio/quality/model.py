@@ -52,7 +52,7 @@ def _adaptive_max_pool(x: Tensor, size: tuple[int, int]) -> Tensor:
     wins = (_uniform_windows(h, size[0]), _uniform_windows(w, size[1]))
     if wins[0] is None or wins[1] is None:
         return F.adaptive_max_pool2d(x.contiguous(memory_format=torch.channels_last), size)
-    for dim, n_out, (k, s) in ((3, size[1], wins[1]), (2, size[0], wins[0])):
+    for dim, n_out, (k, s) in ((2, size[0], wins[0]), (3, size[1], wins[1])):  # H first: faster on conv1 output
         parts = [x.narrow(dim, j, s * (n_out - 1) + 1) for j in range(k)]
         if s > 1:
             parts = [p[:, :, :, ::s] if dim == 3 else p[:, :, ::s] for p in parts]
