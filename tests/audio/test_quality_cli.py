@@ -84,3 +84,31 @@ def test_missing_inputs_and_weights(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["quality", str(tmp_path / "a.wav"), "--data-root", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert "nisqa.tar is missing" in err and "CC BY-NC-SA 4.0" in err and "--download" in err
+
+
+def test_bad_input_kinds_named_in_cli_errors(tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's bad-input list through the command: each error names the file."""
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "song.xyz").write_bytes(b"\x00\x01" * 100)  # unsupported format
+    (d / "empty.wav").write_bytes(b"")  # zero-length file
+    sf.write(d / "zero.wav", np.zeros(0, np.float32), 16000)  # a valid header, zero samples
+    sf.write(d / "silent.wav", np.zeros(8000, np.float32), 16000)
+    nan = (0.1 * np.random.default_rng(0).standard_normal(8000)).astype(np.float32)
+    nan[10] = np.nan
+    sf.write(d / "nan.wav", nan, 16000, subtype="FLOAT")
+    (d / "text.wav").write_text("not audio at all")
+    _write(d / "stereo.wav", 16000, 0.5, channels=2)
+    expected = {
+        "song.xyz": "unsupported format '.xyz'",
+        "empty.wav": "the file is empty",
+        "zero.wav": "has zero samples",
+        "silent.wav": "is silent",
+        "nan.wav": "NaN or infinite",
+        "text.wav": "not a readable audio file",
+        "stereo.wav": "has 2 channels",
+    }
+    for name, message in expected.items():
+        assert main(["quality", str(d / name), "--weights", str(weights)]) == 2
+        err = capsys.readouterr().err
+        assert f"{name}: " in err and message in err, err
