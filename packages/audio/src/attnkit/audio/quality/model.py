@@ -98,7 +98,7 @@ class AdaptCNN(nn.Module):
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.fused, self.chunk_size = fused, chunk_size
         c1, c2, c3 = channels
-        self.pools = tuple(tuple(p) for p in pools)
+        self.pools: tuple[tuple[int, int], ...] = tuple((int(p[0]), int(p[1])) for p in pools)
         self.conv1 = nn.Conv2d(1, c1, 3, padding=1)
         self.conv2 = nn.Conv2d(c1, c2, 3, padding=1)
         self.conv3 = nn.Conv2d(c2, c3, 3, padding=1)
