@@ -185,7 +185,7 @@ def run_attnkit(dm: PhysioNet2012DataModule, epochs: int, out_dir: Path, precisi
     ckpt_path = None
     if resume:
         ckpt_path = str(ckdir / "last.ckpt") if resume == "last" else resume
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         if "mit_rng_state" not in state:  # written before the random state was saved
             done = int(state["loops"]["fit_loop"]["epoch_progress"]["total"]["processed"])  # training epochs run
             replay_legacy_random_state(dm, done)
