@@ -33,6 +33,7 @@ def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
         "smp Unet": lambda: smp.Unet(encoder, encoder_weights=None, classes=2),
         "UTransformer": lambda: UTransformer(encoder, num_classes=2, num_heads=8),
         "MSGANet": lambda: MSGANet(encoder, num_classes=2),
+        "MSGANet (DANet PAM)": lambda: MSGANet(encoder, num_classes=2, position_attention="danet"),
         # the transdae-monuseg widths (no smp encoder: --encoder does not apply)
         "TransDAE": lambda: TransDAE(num_classes=2, dims=(64, 128, 320, 512), depths=(2, 2, 2, 2),
                                      num_heads=(1, 2, 5, 8), decoder_channels=(256, 128, 64, 32, 16)),

@@ -60,6 +60,7 @@ def _mask_cases(b: int, lq: int, lk: int) -> dict[str, Mask | None]:
 SHAPES = [  # (B, H, Lq, Lk, D, Dv): self, cross Lq != Lk, length 1, odd head sizes
     (2, 2, 7, 7, 5, 5),
     (2, 3, 5, 9, 3, 7),
+    (2, 2, 6, 4, 8, 3),  # D > Dv
     (2, 1, 1, 1, 1, 1),
 ]
 MASK_NAMES = list(_mask_cases(2, 4, 4))
@@ -183,6 +184,24 @@ def test_flex_by_name_rejects_dropout() -> None:
     q = torch.randn(1, 1, 8, 4)
     with pytest.raises(BackendUnavailableError, match="dropout"):
         attention(q, q, q, backend="flex", dropout=0.1)
+
+
+@pytest.mark.parametrize(("d", "dv"), [(8, 64), (64, 8)])
+def test_sdpa_uses_fused_cpu_kernel_for_unequal_head_sizes(d: int, dv: int) -> None:
+    """Narrow queries/keys (DANet's position attention) still reach PyTorch's fused CPU kernel."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, 1, 300, d, generator=g), torch.randn(2, 1, 300, d, generator=g)
+    v = torch.randn(2, 1, 300, dv, generator=g)
+    ref = attention(q.double(), k.double(), v.double(), backend="math", scale=0.3)
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):  # math is not allowed here: unpadded inputs would fail
+        for mask in (None, KeyPaddingMask(torch.tensor([300, 17]))):
+            got = attention(q, k, v, mask, backend="sdpa", scale=0.3)
+            want = ref if mask is None else attention(q.double(), k.double(), v.double(), mask, backend="math",
+                                                      scale=0.3)
+            assert got.shape == (2, 1, 300, dv)
+            torch.testing.assert_close(got.double(), want, atol=2e-5, rtol=1e-4)
 
 
 def test_weights_only_from_math() -> None:

@@ -18,6 +18,7 @@ from attnkit.core import (
     MultiHeadAttention,
     NystromAttention,
     PositionalEncoding2d,
+    PositionAttention2d,
     SlidingWindowMask,
     SpatialSelfAttention2d,
     TransformerEncoder,
@@ -144,6 +145,32 @@ def test_channel_attention_matches_danet_formula() -> None:
     torch.testing.assert_close(cam.double()(x), ref)
     assert ChannelAttention2d()(torch.randn(1, 4, 2, 2, 2)).shape == (1, 4, 2, 2, 2)
     assert torch.equal(ChannelAttention2d()(x.float()), x.float())  # gamma starts at 0: identity
+
+
+def test_position_attention_matches_danet_formula() -> None:
+    """DANet PAM written out with 1x1 convolutions and bmm, as the paper's code does, in float64."""
+    torch.manual_seed(0)
+    pam = PositionAttention2d(16, reduction=8).double()
+    with torch.no_grad():
+        pam.gamma.fill_(0.3)
+    x = torch.randn(2, 16, 5, 3, dtype=torch.float64)
+    w, b = pam.proj.weight, pam.proj.bias
+    conv = [nn.Conv2d(16, n, 1).double() for n in (2, 2, 16)]
+    for c, (lo, hi) in zip(conv, [(0, 2), (2, 4), (4, 20)], strict=True):
+        with torch.no_grad():
+            c.weight.copy_(w[lo:hi, :, None, None])
+            c.bias.copy_(b[lo:hi])
+    q = conv[0](x).flatten(2).transpose(1, 2)  # (B, N, C/8)
+    k = conv[1](x).flatten(2)  # (B, C/8, N)
+    att = torch.softmax(q @ k, dim=-1)  # unscaled energies
+    v = conv[2](x).flatten(2)  # (B, C, N)
+    ref = 0.3 * (v @ att.transpose(1, 2)).view_as(x) + x
+    torch.testing.assert_close(pam(x), ref)
+    y = PositionAttention2d(16)(x.float())
+    assert torch.equal(y, x.float())  # gamma starts at 0: identity
+    assert PositionAttention2d(4)(torch.randn(1, 4, 2, 3, 2)).shape == (1, 4, 2, 3, 2)  # 3D, qk width 1
+    with pytest.raises(ValueError, match=r"expects \(B, 16, H, W\)"):
+        PositionAttention2d(16)(torch.randn(1, 8, 4, 4))
 
 
 @pytest.mark.parametrize(("skip", "gate"), [((8, 8), (4, 4)), ((4, 8, 8), (2, 4, 4))], ids=["2d", "3d"])

@@ -6,7 +6,7 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 
-from attnkit.core import CrossAttentionGate2d, record_backends
+from attnkit.core import CrossAttentionGate2d, PositionAttention2d, record_backends
 from attnkit.vision import MSGANet, UTransformer, build_encoder, load_encoder_weights
 
 TINY = "tu-mobilenetv3_small_050"  # a small timm encoder keeps the tests fast
@@ -70,6 +70,21 @@ def test_msga_aux_outputs_and_losses() -> None:
     assert model.attn[0].step1.encdec.enc[0].weight.grad.abs().sum() > 0
     model.eval()
     assert torch.allclose(model(x), model.forward_with_aux(x).logits)
+
+
+def test_msga_danet_position_attention() -> None:
+    """The paper's DANet position attention: C/8 queries/keys, zero-initialised gamma, trained by the loss."""
+    torch.manual_seed(0)
+    model = MSGANet(TINY, num_classes=2, channels=16, position_attention="danet")
+    pam = model.attn[0].step1.pam
+    assert isinstance(pam, PositionAttention2d) and pam.qk_dim == 2
+    out = model.forward_with_aux(torch.randn(2, 3, 64, 64))
+    assert out.logits.shape == (2, 2, 64, 64)
+    (out.logits.square().mean() + sum(out.aux_losses.values())).backward()
+    assert pam.gamma.grad is not None and pam.gamma.grad.abs() > 0  # gamma = 0 still gets a gradient
+    assert pam.proj.weight.grad is not None
+    with pytest.raises(ValueError, match="position_attention must be 'mha' or 'danet'"):
+        MSGANet(TINY, position_attention="sagan")  # type: ignore[arg-type]
 
 
 def test_local_encoder_weights_round_trip(tmp_path: Path) -> None:

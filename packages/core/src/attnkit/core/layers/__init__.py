@@ -14,6 +14,7 @@ from attnkit.core.layers.spatial import (
     ChannelAttention2d,
     CrossAttentionGate2d,
     PositionalEncoding2d,
+    PositionAttention2d,
     SpatialSelfAttention2d,
 )
 from attnkit.core.layers.transformer import FeedForward, TransformerEncoder, TransformerEncoderLayer
@@ -27,6 +28,7 @@ __all__ = [
     "LinformerAttention",
     "MultiHeadAttention",
     "NystromAttention",
+    "PositionAttention2d",
     "PositionalEncoding2d",
     "RelativePositionBias",
     "RotaryEmbedding",

@@ -19,6 +19,7 @@ from attnkit.core.layers.positional import sinusoidal_table
 __all__ = [
     "ChannelAttention2d",
     "CrossAttentionGate2d",
+    "PositionAttention2d",
     "PositionalEncoding2d",
     "SpatialSelfAttention2d",
     "sinusoidal_grid",
@@ -155,6 +156,48 @@ class ChannelAttention2d(nn.Module):
         out = attention(-feats, feats, feats, scale=1.0, backend=self.backend)
         assert isinstance(out, Tensor)
         return self.gamma * out.squeeze(1).reshape(x.shape) + x
+
+
+class PositionAttention2d(nn.Module):
+    """DANet's position attention module (Fu et al. 2019), as the multi-scale guided attention net uses it.
+
+    Queries and keys are 1x1 projections of ``x`` to ``C // reduction`` channels, values a 1x1 projection
+    to ``C``; every position attends to all positions with unscaled dot products
+    (``softmax(q k^T)``), and ``y = gamma * (A v) + x`` with a learned ``gamma`` starting at 0 (so the block
+    is the identity at initialisation). Unlike :class:`SpatialSelfAttention2d` there is no output
+    projection, no positional encoding and a single head. (On the CPU, :func:`~attnkit.core.attention`
+    zero-pads the narrow queries and keys to the value width so that PyTorch's fused kernel runs: same
+    result, the speed of full-width attention rather than of the math path.)
+
+    Args:
+        channels: ``C``.
+        reduction: query/key width is ``max(1, C // reduction)`` (8 in DANet).
+        backend: attention backend.
+
+    Shapes:
+        ``(B, C, H, W) -> (B, C, H, W)``; any number of spatial dims.
+
+    """
+
+    def __init__(self, channels: int, reduction: int = 8, *, backend: Backend = "auto") -> None:
+        super().__init__()
+        if channels < 1 or reduction < 1:
+            raise ValueError(f"PositionAttention2d needs channels >= 1 and reduction >= 1, got {channels}, "
+                             f"{reduction}")
+        self.channels, self.qk_dim = channels, max(1, channels // reduction)
+        self.proj = nn.Linear(channels, 2 * self.qk_dim + channels)  # [query | key | value], per position
+        self.gamma = nn.Parameter(torch.zeros(1))
+        self.backend: Backend = backend
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, *S) -> (B, C, *S)``."""
+        if x.dim() < 3 or x.shape[1] != self.channels:
+            raise ValueError(f"PositionAttention2d({self.channels}) expects (B, {self.channels}, H, W), got "
+                             f"{tuple(x.shape)}")
+        q, k, v = self.proj(_tokens(x)).unsqueeze(1).split([self.qk_dim, self.qk_dim, self.channels], dim=-1)
+        out = attention(q, k, v, scale=1.0, backend=self.backend)
+        assert isinstance(out, Tensor)
+        return self.gamma * _untokens(out.squeeze(1), x) + x
 
 
 class CrossAttentionGate2d(nn.Module):

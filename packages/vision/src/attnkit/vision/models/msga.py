@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnkit.core import ChannelAttention2d, SpatialSelfAttention2d
+from attnkit.core import ChannelAttention2d, PositionAttention2d, SpatialSelfAttention2d
 from attnkit.core.attention import Backend
 from attnkit.vision.models.encoders import build_encoder
 from attnkit.vision.models.utransformer import check_input_size
 
 __all__ = ["GuidedAttentionModule", "MSGANet", "SegmentationOutput"]
+
+PositionAttention = Literal["mha", "danet"]
 
 
 class SegmentationOutput(NamedTuple):
@@ -63,10 +65,14 @@ class _EncoderDecoder(nn.Module):
 class _GuidedStep(nn.Module):
     """One refinement step: position + channel self-attention, gated by an encoder-decoder's output."""
 
-    def __init__(self, c: int, num_heads: int, backend: Backend) -> None:
+    def __init__(self, c: int, num_heads: int, backend: Backend, position_attention: PositionAttention) -> None:
         super().__init__()
         self.pam_in, self.cam_in = _cbr(c, c), _cbr(c, c)
-        self.pam = SpatialSelfAttention2d(c, num_heads, positional=False, backend=backend)
+        self.pam: nn.Module
+        if position_attention == "danet":
+            self.pam = PositionAttention2d(c, backend=backend)
+        else:
+            self.pam = SpatialSelfAttention2d(c, num_heads, positional=False, backend=backend)
         self.cam = ChannelAttention2d(backend=backend)
         self.pam_out, self.cam_out = _cbr(c, c), _cbr(c, c)
         self.encdec = _EncoderDecoder(c)
@@ -88,7 +94,11 @@ class GuidedAttentionModule(nn.Module):
     Args:
         in_channels: channels of the input (the scale's features concatenated with the multi-scale map).
         channels: working width ``C``.
-        num_heads: heads of the position attention.
+        num_heads: heads of the position attention (``"mha"`` only).
+        position_attention: ``"mha"`` (multi-head self-attention with full-width queries and keys and an
+            output projection, :class:`~attnkit.core.SpatialSelfAttention2d`) or ``"danet"`` (the paper's
+            DANet module: queries and keys of width ``C / 8``, a zero-initialised residual scale,
+            :class:`~attnkit.core.PositionAttention2d`).
         backend: attention backend.
 
     Shapes:
@@ -97,11 +107,13 @@ class GuidedAttentionModule(nn.Module):
     """
 
     def __init__(self, in_channels: int, channels: int = 64, num_heads: int = 1, *,
-                 backend: Backend = "auto") -> None:
+                 position_attention: PositionAttention = "mha", backend: Backend = "auto") -> None:
         super().__init__()
+        if position_attention not in ("mha", "danet"):
+            raise ValueError(f"position_attention must be 'mha' or 'danet', got {position_attention!r}")
         self.reduce = _cbr(in_channels, channels)
-        self.step1 = _GuidedStep(channels, num_heads, backend)
-        self.step2 = _GuidedStep(channels, num_heads, backend)
+        self.step1 = _GuidedStep(channels, num_heads, backend, position_attention)
+        self.step2 = _GuidedStep(channels, num_heads, backend, position_attention)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Return ``(attended (B, C, H, W), guiding loss, reconstruction loss)``."""
@@ -131,7 +143,11 @@ class MSGANet(nn.Module):
         in_channels: image channels.
         num_classes: output classes ``K``.
         channels: width of the per-scale and attention features (64 in the paper).
-        num_heads: heads of the position attention.
+        num_heads: heads of the position attention (``"mha"`` only).
+        position_attention: ``"mha"`` (default; what docs/benchmarks.md measured) or ``"danet"`` (the
+            position attention of the paper's code: queries and keys of width ``channels / 8``, no output
+            projection, a zero-initialised residual scale; same speed on the CPU). See
+            :class:`GuidedAttentionModule`.
         backend: attention backend.
 
     Shapes:
@@ -148,6 +164,7 @@ class MSGANet(nn.Module):
         num_classes: int = 2,
         channels: int = 64,
         num_heads: int = 1,
+        position_attention: PositionAttention = "mha",
         backend: Backend = "auto",
     ) -> None:
         super().__init__()
@@ -156,7 +173,8 @@ class MSGANet(nn.Module):
         self.stride = 32
         self.scales = nn.ModuleList(_cbr(c, channels, 1) for c in enc_ch)
         self.fuse = _cbr(channels * len(enc_ch), channels)
-        self.attn = nn.ModuleList(GuidedAttentionModule(2 * channels, channels, num_heads, backend=backend)
+        self.attn = nn.ModuleList(GuidedAttentionModule(2 * channels, channels, num_heads,
+                                                        position_attention=position_attention, backend=backend)
                                   for _ in enc_ch)
         self.refine = nn.ModuleList(_cbr(channels, channels) for _ in enc_ch)
         self.heads = nn.ModuleList(nn.Conv2d(channels, num_classes, 1) for _ in enc_ch)
