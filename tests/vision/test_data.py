@@ -56,6 +56,7 @@ def test_isbi_folds_partition_the_slices(isbi_root: Path) -> None:
         assert not {p.name for p in train} & {p.name for p in test}
         seen += [p.name for p in test]
         assert train[0].image.shape == (1, 64, 64)
+        assert train[0].image.flags.writeable  # greyscale PNGs decode read-only; tensors share this memory
     assert sorted(seen, key=int) == [str(i) for i in range(10)]
     # label 255 = cell -> class 0; membrane (0) -> class 1
     raw = np.asarray(Image.open(isbi_root / "isbi2012-em" / "label" / "0.png"))

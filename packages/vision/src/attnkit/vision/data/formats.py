@@ -173,7 +173,8 @@ def _to_chw(arr: np.ndarray, path: Path) -> np.ndarray:
         a = arr.astype(np.float64)
         lo, hi = np.percentile(a, 0.5), np.percentile(a, 99.5)
         arr = (np.clip((a - lo) / max(hi - lo, 1e-8), 0, 1) * 255).astype(np.uint8)
-    return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
+    # always a fresh, writable array (a decoder's buffer can be read-only, and tensors share the memory)
+    return np.array(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1), order="C")
 
 
 def load_pairs(
