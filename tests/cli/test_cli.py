@@ -70,14 +70,17 @@ def test_unknown_config_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> 
     assert "no-such-config" in err and "demo" in err and "attnkit configs" in err
 
 
-def test_missing_best_checkpoint_is_a_clear_error() -> None:
+def test_missing_best_checkpoint_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["test", "-c", "demo", *SMALL, "--ckpt_path", "best"]) == 1
+    err = capsys.readouterr().err
+    assert "best.ckpt does not exist" in err and "Traceback" not in err
     with pytest.raises(FileNotFoundError, match=r"best\.ckpt does not exist"):
-        main(["test", "-c", "demo", *SMALL, "--ckpt_path", "best"])
+        main(["test", "-c", "demo", *SMALL, "--ckpt_path", "best", "--debug"])
 
 
 def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as e:
-        main(["--help"])
-    assert e.value.code == 0
+    assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert all(s in out for s in ("fit", "validate", "test", "predict", "attnkit configs"))
+    assert all(s in out for s in ("fit", "validate", "test", "predict", "configs", "datasets", "models", "--run_dir"))
+    assert main(["frobnicate"]) == 2
+    assert "unknown subcommand 'frobnicate'" in capsys.readouterr().err

@@ -1,38 +1,75 @@
 """attnkit.core: one attention() over fast kernels, composable masks, transformer blocks."""
 
-from attnkit.core.attention import (
-    BackendUnavailableError,
-    BoolMask,
-    CausalMask,
-    DiagonalMask,
-    DocumentMask,
-    KeyPaddingMask,
-    Mask,
-    SlidingWindowMask,
-    attention,
-    record_backends,
-)
-from attnkit.core.layers import (
-    AttentionPooling,
-    ChannelAttention2d,
-    CrossAttentionGate2d,
-    FeedForward,
-    LearnedPositionalEncoding,
-    LinformerAttention,
-    MultiHeadAttention,
-    NystromAttention,
-    PositionalEncoding2d,
-    PositionAttention2d,
-    RelativePositionBias,
-    RotaryEmbedding,
-    SinusoidalPositionalEncoding,
-    SpatialSelfAttention2d,
-    TransformerEncoder,
-    TransformerEncoderLayer,
-    from_torch_encoder,
-    from_torch_encoder_layer,
-    from_torch_mha,
-)
+from typing import TYPE_CHECKING
+
+from attnkit.core._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from attnkit.core.attention import (
+        BackendUnavailableError,
+        BoolMask,
+        CausalMask,
+        DiagonalMask,
+        DocumentMask,
+        KeyPaddingMask,
+        Mask,
+        SlidingWindowMask,
+        attention,
+        record_backends,
+    )
+    from attnkit.core.layers import (
+        AttentionPooling,
+        ChannelAttention2d,
+        CrossAttentionGate2d,
+        FeedForward,
+        LearnedPositionalEncoding,
+        LinformerAttention,
+        MultiHeadAttention,
+        NystromAttention,
+        PositionalEncoding2d,
+        PositionAttention2d,
+        RelativePositionBias,
+        RotaryEmbedding,
+        SinusoidalPositionalEncoding,
+        SpatialSelfAttention2d,
+        TransformerEncoder,
+        TransformerEncoderLayer,
+        from_torch_encoder,
+        from_torch_encoder_layer,
+        from_torch_mha,
+    )
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "BackendUnavailableError": "attnkit.core.attention:BackendUnavailableError",
+    "BoolMask": "attnkit.core.attention:BoolMask",
+    "CausalMask": "attnkit.core.attention:CausalMask",
+    "DiagonalMask": "attnkit.core.attention:DiagonalMask",
+    "DocumentMask": "attnkit.core.attention:DocumentMask",
+    "KeyPaddingMask": "attnkit.core.attention:KeyPaddingMask",
+    "Mask": "attnkit.core.attention:Mask",
+    "SlidingWindowMask": "attnkit.core.attention:SlidingWindowMask",
+    "attention": "attnkit.core.attention:attention",
+    "record_backends": "attnkit.core.attention:record_backends",
+    "AttentionPooling": "attnkit.core.layers:AttentionPooling",
+    "ChannelAttention2d": "attnkit.core.layers:ChannelAttention2d",
+    "CrossAttentionGate2d": "attnkit.core.layers:CrossAttentionGate2d",
+    "FeedForward": "attnkit.core.layers:FeedForward",
+    "LearnedPositionalEncoding": "attnkit.core.layers:LearnedPositionalEncoding",
+    "LinformerAttention": "attnkit.core.layers:LinformerAttention",
+    "MultiHeadAttention": "attnkit.core.layers:MultiHeadAttention",
+    "NystromAttention": "attnkit.core.layers:NystromAttention",
+    "PositionalEncoding2d": "attnkit.core.layers:PositionalEncoding2d",
+    "PositionAttention2d": "attnkit.core.layers:PositionAttention2d",
+    "RelativePositionBias": "attnkit.core.layers:RelativePositionBias",
+    "RotaryEmbedding": "attnkit.core.layers:RotaryEmbedding",
+    "SinusoidalPositionalEncoding": "attnkit.core.layers:SinusoidalPositionalEncoding",
+    "SpatialSelfAttention2d": "attnkit.core.layers:SpatialSelfAttention2d",
+    "TransformerEncoder": "attnkit.core.layers:TransformerEncoder",
+    "TransformerEncoderLayer": "attnkit.core.layers:TransformerEncoderLayer",
+    "from_torch_encoder": "attnkit.core.layers:from_torch_encoder",
+    "from_torch_encoder_layer": "attnkit.core.layers:from_torch_encoder_layer",
+    "from_torch_mha": "attnkit.core.layers:from_torch_mha",
+})
 
 __all__ = [
     "AttentionPooling",

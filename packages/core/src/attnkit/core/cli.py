@@ -13,24 +13,20 @@ Each run writes to ``runs/<config-name>/``: ``checkpoints/last.ckpt`` and ``chec
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.metadata
 import importlib.resources
+import os
+import re
 import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
-from attnkit.core.checkpoint import AtomicCheckpointIO, RunCheckpoint
-
-__all__ = ["AttnkitCLI", "ConfigNotFoundError", "discover", "main", "packaged_configs", "resolve_config"]
+__all__ = ["ConfigNotFoundError", "discover", "main", "packaged_configs", "resolve_config"]
 
 ENTRY_POINT_GROUP = "attnkit.tasks"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -62,15 +58,20 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
     return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
 
 
-def discover() -> list[str]:
+def discover(full: bool = False) -> list[str]:
     """Import every installed attnkit domain package; returns the names of those that failed to import.
 
-    Importing a package registers its Lightning classes (for short names) and its datasets.
+    Importing a package registers its datasets and models (cheaply: public names are imported lazily).
+    ``full=True`` also imports every public name, which registers the Lightning tasks and data modules
+    under their short names (``--model NextItemTask``) and costs the import of Lightning.
     """
     failed = []
     for ep in _entry_points():
         try:
-            ep.load()
+            pkg = ep.load()
+            if full:
+                for name in getattr(pkg, "__all__", ()):
+                    getattr(pkg, name)
         except Exception as e:  # a broken optional package must not break the others
             print(f"attnkit: could not import {ep.value} ({type(e).__name__}: {e})", file=sys.stderr)
             failed.append(ep.value)
@@ -137,27 +138,6 @@ def _split_config_args(argv: list[str]) -> tuple[list[str], list[Path]]:
     return out, paths
 
 
-def _find_class(name: str, base: type) -> type | None:
-    if "." in name:
-        module, _, cls = name.rpartition(".")
-        try:
-            found = getattr(importlib.import_module(module), cls, None)
-        except ImportError:
-            return None
-        return found if isinstance(found, type) else None
-    stack, seen = [base], set()
-    while stack:
-        c = stack.pop()
-        for sub in c.__subclasses__():
-            if sub in seen:
-                continue
-            seen.add(sub)
-            if sub.__name__ == name:
-                return sub
-            stack.append(sub)
-    return None
-
-
 def _class_path(value: Any) -> str | None:
     if isinstance(value, str):
         return value
@@ -170,6 +150,10 @@ def _class_path(value: Any) -> str | None:
 def _model_class(argv: list[str], configs: list[Path]) -> type | None:
     """The task class a run will use: ``--model X`` on the command line wins over the configs."""
     name = None
+    import yaml
+
+    from attnkit.core._lightning_cli import find_class
+
     for path in configs:
         data = yaml.safe_load(path.read_text()) or {}
         cp = _class_path(data.get("model")) if isinstance(data, dict) else None
@@ -181,84 +165,9 @@ def _model_class(argv: list[str], configs: list[Path]) -> type | None:
             name = a.split("=", 1)[1]
     if name is None or name.lstrip().startswith(("{", "/", ".")) or name.endswith((".yaml", ".yml")):
         return None
-    return _find_class(name, LightningModule)
+    from lightning.pytorch import LightningModule
 
-
-class AttnkitCLI(LightningCLI):
-    """LightningCLI with attnkit's run layout, checkpointing and data-to-model links.
-
-    Args:
-        links: ``{datamodule attribute: key below the task's init args}``, taken from the task's
-            ``cli_links`` class attribute; linked on instantiation.
-        run_name: folder name under ``runs/``.
-        args: command-line arguments (default ``sys.argv[1:]``).
-    """
-
-    def __init__(self, links: dict[str, str] | None = None, run_name: str = "default",
-                 args: list[str] | None = None) -> None:
-        self._links = dict(links or {})
-        super().__init__(
-            LightningModule,
-            LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            seed_everything_default=42,
-            trainer_defaults={"default_root_dir": str(Path("runs") / run_name)},
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs={
-                "description": "attnkit: train and evaluate attention models. Also: `attnkit configs` "
-                "lists packaged configs, `attnkit datasets` lists registered datasets."
-            },
-            args=args,
-        )
-
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        """Add the ``checkpoint`` group and the task's data links."""
-        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
-        for src, dst in self._links.items():
-            parser.link_arguments(f"data.{src}", f"model.init_args.{dst}", apply_on="instantiate")
-
-    def before_instantiate_classes(self) -> None:
-        """Fill the checkpoint folder and monitored metric from the run folder and the task."""
-        cfg = self.config.get(str(self.subcommand), self.config)
-        root = Path(cfg.trainer.default_root_dir or ".")
-        if cfg.checkpoint.dirpath is None:
-            cfg.checkpoint.dirpath = str(root / "checkpoints")
-        task = _find_class(str(cfg.model.class_path), LightningModule)
-        if cfg.checkpoint.monitor is None and task is not None and getattr(task, "monitor", None):
-            cfg.checkpoint.monitor = task.monitor
-            cfg.checkpoint.mode = getattr(task, "monitor_mode", "min")
-
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
-        root = Path(config.get("default_root_dir") or ".")
-        if config.get("logger") in (None, True):
-            csv = CSVLogger(str(root), name="logs")
-            config["logger"] = [csv, TensorBoardLogger(str(root), name="logs", version=csv.version)]
-        plugins = config.get("plugins")
-        plugins = [] if plugins is None else (list(plugins) if isinstance(plugins, list) else [plugins])
-        if not any(hasattr(p, "save_checkpoint") for p in plugins):
-            plugins.append(AtomicCheckpointIO())
-        config["plugins"] = plugins
-        return super()._instantiate_trainer(config, callbacks)
-
-    def _run_subcommand(self, subcommand: str) -> None:
-        ns = self.config_init[subcommand]
-        ckpt = ns.get("ckpt_path")
-        if ckpt in ("best", "last"):
-            folder = Path(self.config[subcommand].checkpoint.dirpath)
-            path = folder / f"{ckpt}.ckpt"
-            if path.is_file():
-                ns.ckpt_path = str(path)
-            elif subcommand == "fit" and ckpt == "last":
-                print(f"attnkit: no {path} yet; starting a new run", file=sys.stderr)
-                ns.ckpt_path = None
-            else:
-                hint = "" if ckpt == "last" else " (best.ckpt needs the task to log its monitored metric)"
-                raise FileNotFoundError(
-                    f"--ckpt_path {ckpt}: {path} does not exist{hint}. Run `attnkit fit` with the same config "
-                    "first, or pass the path of a checkpoint file."
-                )
-        super()._run_subcommand(subcommand)
+    return find_class(name, LightningModule)
 
 
 def _list_configs() -> int:
@@ -300,24 +209,155 @@ def _list_datasets() -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``attnkit``."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["configs"]:
-        return _list_configs()
-    if args[:1] == ["datasets"]:
-        return _list_datasets()
+def _list_models() -> int:
+    from attnkit.core.models import registered_models
+
     discover()
-    try:
-        args, paths = _split_config_args(args)
-    except ConfigNotFoundError as e:
-        print(f"attnkit: {e}", file=sys.stderr)
-        return 2
+    models = registered_models()
+    if not models:
+        print("no models registered (is an attnkit domain package installed?)")
+        return 0
+    width = max(len(m.name) for m in models)
+    print(f"{'name':<{width}}  {'domain':<10} {'default config':<22} paper")
+    for m in models:
+        print(f"{m.name:<{width}}  {m.domain:<10} {m.config or '-':<22} {m.paper}")
+        print(f"{'':<{width}}  {'':<10} {'':<22} {m.class_path}" + (f"  ({m.notes})" if m.notes else ""))
+    return 0
+
+
+HELP = """usage: attnkit {fit,validate,test,predict} -c CONFIG [--run_dir DIR] [--debug] [overrides]
+       attnkit {configs,datasets,models}
+
+Train and evaluate attention models with one command.
+
+subcommands:
+  fit        train (and validate) a model            attnkit fit -c demo
+  validate   evaluate a checkpoint on the validation split
+  test       evaluate a checkpoint on the test split attnkit test -c demo --ckpt_path best
+  predict    write a checkpoint's predictions to <run>/predictions/
+  configs    list the packaged configs (CONFIG may be one of them or a YAML file)
+  datasets   list the registered datasets and whether they are present
+  models     list the registered models: paper, domain, default config
+
+options:
+  --run_dir DIR  root of the run folders (default: $ATTNKIT_RUNS_DIR or ./runs); a run writes to
+                 DIR/<config name>/: checkpoints/{best,last}.ckpt, logs/, predictions/
+  --debug        show the full traceback of an error (or set ATTNKIT_DEBUG=1)
+
+`attnkit fit --help` lists every option of a run; any of them can be overridden on the command line
+(`attnkit fit -c demo --trainer.max_epochs 20`).
+"""
+
+def _pop_option(args: list[str], name: str) -> str | None:
+    """Remove ``name VALUE`` or ``name=VALUE`` from ``args``; returns VALUE."""
+    for i, a in enumerate(args):
+        if a == name and i + 1 < len(args):
+            value = args[i + 1]
+            del args[i : i + 2]
+            return value
+        if a.startswith(name + "="):
+            del args[i]
+            return a.split("=", 1)[1]
+    return None
+
+
+def _run(args: list[str]) -> int:
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(HELP, end="")
+        return 0 if args else 2
+    if args[0] == "configs":
+        return _list_configs()
+    if args[0] == "datasets":
+        return _list_datasets()
+    if args[0] == "models":
+        return _list_models()
+    if args[0] not in SUBCOMMANDS and not args[0].startswith("-"):
+        known = ", ".join((*SUBCOMMANDS, "configs", "datasets", "models"))
+        raise UsageError(f"unknown subcommand {args[0]!r}; choose one of {known}")
+    runs_root = _pop_option(args, "--run_dir") or os.environ.get("ATTNKIT_RUNS_DIR") or "runs"
+    discover(full=True)
+    args, paths = _split_config_args(args)
     task = _model_class(args, paths)
     links = dict(getattr(task, "cli_links", {}) or {}) if task is not None else {}
     run_name = paths[0].stem if paths else (task.__name__ if task is not None else "default")
-    AttnkitCLI(links=links, run_name=run_name, args=args)
+    from attnkit.core._lightning_cli import AttnkitCLI
+
+    argv0 = sys.argv
+    sys.argv = sys.argv[:1]  # LightningCLI warns when it is given `args` and sys.argv holds them too
+    try:
+        AttnkitCLI(links=links, run_dir=Path(runs_root) / run_name, args=args)
+    finally:
+        sys.argv = argv0
     return 0
+
+
+class UsageError(ValueError):
+    """The command line itself is wrong (unknown subcommand, bad option value)."""
+
+
+def _user_error(e: BaseException) -> str | None:
+    """One line for an error the user can fix, or ``None`` for a bug (which keeps its traceback)."""
+    known: tuple[type[BaseException], ...] = (ConfigNotFoundError, UsageError)
+    try:
+        from attnkit.core.errors import UserError
+
+        known = (*known, UserError)
+    except ImportError:  # pragma: no cover - errors.py ships with core
+        pass
+    msg = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, known):
+        return msg
+    if isinstance(e, argparse.ArgumentError):  # jsonargparse: a bad option or value
+        return _argument_error(str(e))
+    if type(e).__module__.startswith("yaml"):
+        return f"invalid YAML: {msg}"
+    if isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError):
+        return msg
+    if isinstance(e, ValueError | TypeError | KeyError | RuntimeError | ImportError):
+        # Raised deliberately by attnkit (its messages say what to do), not from deep inside a library.
+        frames = traceback.extract_tb(e.__traceback__)
+        if frames and f"{os.sep}attnkit{os.sep}" in frames[-1].filename:
+            return msg
+    return None
+
+
+def _argument_error(text: str) -> str:
+    """Jsonargparse's multi-line validation report as one line."""
+    key = re.search(r'Parser key "([^"]+)"', text)
+    given = re.search(r"Given value: (.*)", text)
+    expected = sorted(set(re.findall(r"Expected a <class '([^']+)'>", text)))
+    if key and given:
+        want = f" (expected {' or '.join(expected)})" if expected else ""
+        return f"invalid value {given.group(1).strip()!r} for --{key.group(1)}{want}"
+    first = text.strip().splitlines()[0] if text.strip() else "invalid arguments"
+    return f"{first} (`attnkit fit --help` lists the options)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``attnkit``: user errors print one line (``--debug`` for the traceback) and exit 1."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("ATTNKIT_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("attnkit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        line = None if debug else _user_error(e)
+        if line is None:
+            raise
+        print(f"attnkit: error: {line}", file=sys.stderr)
+        print("attnkit: (--debug shows the traceback)", file=sys.stderr)
+        return 2 if isinstance(e, ConfigNotFoundError | UsageError | argparse.ArgumentError) else 1
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AttnkitCLI":  # the Lightning side, imported on first use
+        from attnkit.core._lightning_cli import AttnkitCLI
+
+        return AttnkitCLI
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

@@ -5,28 +5,58 @@ Models (pure ``nn.Module``): :class:`UTransformer`, :class:`MSGANet`, :class:`Tr
 ISBI 2012 EM.
 """
 
-from attnkit.vision.data import (
-    FolderSegmentationDataModule,
-    ImageFormatError,
-    ISBI2012DataModule,
-    MoNuSegDataModule,
-    SegmentationAugment,
-    load_pairs,
-    read_image,
-)
-from attnkit.vision.inference import sliding_window_inference
-from attnkit.vision.losses import SegmentationLoss
-from attnkit.vision.metrics import HausdorffDistance95, PerImageDice, PerImageIoU
-from attnkit.vision.models import (
-    GuidedAttentionModule,
-    MSGANet,
-    SegmentationOutput,
-    TransDAE,
-    UTransformer,
-    build_encoder,
-    load_encoder_weights,
-)
-from attnkit.vision.tasks import SegmentationTask
+from typing import TYPE_CHECKING
+
+from attnkit.core._lazy import lazy_exports
+from attnkit.vision.data import registry as _registry  # noqa: F401  (registers the datasets)
+from attnkit.vision.models import registry as _model_registry  # noqa: F401  (registers the models)
+
+if TYPE_CHECKING:
+    from attnkit.vision.data import (
+        FolderSegmentationDataModule,
+        ImageFormatError,
+        ISBI2012DataModule,
+        MoNuSegDataModule,
+        SegmentationAugment,
+        load_pairs,
+        read_image,
+    )
+    from attnkit.vision.inference import sliding_window_inference
+    from attnkit.vision.losses import SegmentationLoss
+    from attnkit.vision.metrics import HausdorffDistance95, PerImageDice, PerImageIoU
+    from attnkit.vision.models import (
+        GuidedAttentionModule,
+        MSGANet,
+        SegmentationOutput,
+        TransDAE,
+        UTransformer,
+        build_encoder,
+        load_encoder_weights,
+    )
+    from attnkit.vision.tasks import SegmentationTask
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "FolderSegmentationDataModule": "attnkit.vision.data:FolderSegmentationDataModule",
+    "ImageFormatError": "attnkit.vision.data:ImageFormatError",
+    "ISBI2012DataModule": "attnkit.vision.data:ISBI2012DataModule",
+    "MoNuSegDataModule": "attnkit.vision.data:MoNuSegDataModule",
+    "SegmentationAugment": "attnkit.vision.data:SegmentationAugment",
+    "load_pairs": "attnkit.vision.data:load_pairs",
+    "read_image": "attnkit.vision.data:read_image",
+    "sliding_window_inference": "attnkit.vision.inference:sliding_window_inference",
+    "SegmentationLoss": "attnkit.vision.losses:SegmentationLoss",
+    "HausdorffDistance95": "attnkit.vision.metrics:HausdorffDistance95",
+    "PerImageDice": "attnkit.vision.metrics:PerImageDice",
+    "PerImageIoU": "attnkit.vision.metrics:PerImageIoU",
+    "GuidedAttentionModule": "attnkit.vision.models:GuidedAttentionModule",
+    "MSGANet": "attnkit.vision.models:MSGANet",
+    "SegmentationOutput": "attnkit.vision.models:SegmentationOutput",
+    "TransDAE": "attnkit.vision.models:TransDAE",
+    "UTransformer": "attnkit.vision.models:UTransformer",
+    "build_encoder": "attnkit.vision.models:build_encoder",
+    "load_encoder_weights": "attnkit.vision.models:load_encoder_weights",
+    "SegmentationTask": "attnkit.vision.tasks:SegmentationTask",
+})
 
 __all__ = [
     "FolderSegmentationDataModule",

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from attnkit.core import KeyPaddingMask, TransformerEncoder, TransformerEncoderLayer, attention
 from attnkit.core.attention import Backend
+from attnkit.core.models import configurable
 
 __all__ = ["DIMENSIONS", "NISQA", "AdaptCNN", "PoolAttFF", "nisqa_dim", "nisqa_mos_only"]
 
@@ -213,6 +214,7 @@ class PoolAttFF(nn.Module):
         return self.linear3(pooled.reshape(x.shape[0], -1))
 
 
+@configurable
 class NISQA(nn.Module):
     """NISQA speech quality model: log-mel segments -> per-output quality scores.
 

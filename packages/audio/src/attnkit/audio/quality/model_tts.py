@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from attnkit.core.models import configurable
+
 __all__ = ["NISQATTS", "StandardCNN"]
 
 
@@ -55,6 +57,7 @@ class StandardCNN(nn.Module):
         return self.fc_out(x) if self.fc_out is not None else x
 
 
+@configurable
 class NISQATTS(nn.Module):
     """CNN + bidirectional LSTM + last-step pooling (released ``nisqa_tts.tar``, naturalness MOS).
 

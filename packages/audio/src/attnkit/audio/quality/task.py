@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -12,12 +11,12 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.regression import MeanSquaredError, PearsonCorrCoef
 
-from attnkit.core.tasks.optim import build_optimization
+from attnkit.core.tasks.base import Task
 
 __all__ = ["SpeechQualityTask"]
 
 
-class SpeechQualityTask(pl.LightningModule):
+class SpeechQualityTask(Task):
     """Regression of quality scores (MOS and dimensions) from padded log-mel segments.
 
     Args:
@@ -34,6 +33,7 @@ class SpeechQualityTask(pl.LightningModule):
     monitor: ClassVar[str] = "val/pcc_mos"
     monitor_mode: ClassVar[str] = "max"
     cli_links: ClassVar[dict[str, str]] = {"score_columns": "model.init_args.output_names"}
+    scheduler_monitor: ClassVar[str | None] = "val/loss"
 
     def __init__(
         self,
@@ -42,13 +42,10 @@ class SpeechQualityTask(pl.LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(model, optimizer, scheduler)
         if loss not in ("mse", "l1"):
             raise ValueError(f"loss must be 'mse' or 'l1', got {loss!r}")
-        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
-        self.model = model
         self.loss_name = loss
-        self.optimizer, self.scheduler = optimizer, scheduler
         self.names: tuple[str, ...] = tuple(getattr(model, "output_names", ("mos",)))
         k = len(self.names)
         self.metrics = nn.ModuleDict(
@@ -80,12 +77,12 @@ class SpeechQualityTask(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
         loss, _, _ = self._loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["target"].shape[0])
+        self.log_loss("train", loss, batch["target"].shape[0])
         return loss
 
     def _eval(self, batch: dict[str, Tensor], stage: str) -> None:
         loss, pred, target = self._loss(batch)
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", sync_dist=True, batch_size=target.shape[0])
+        self.log_loss(stage, loss, target.shape[0])
         if len(self.names) == 1:
             pred, target = pred[:, 0], target[:, 0]
         for metric in self._metrics(stage):
@@ -121,6 +118,3 @@ class SpeechQualityTask(pl.LightningModule):
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
         return self(batch["segments"], batch["lengths"])
-
-    def configure_optimizers(self) -> Any:  # noqa: D102
-        return build_optimization(self.parameters(), self.optimizer, self.scheduler, "val/loss")

@@ -11,10 +11,12 @@ from typing import Any
 from torch import Tensor, nn
 
 from attnkit.audio.tagging.frontend import LogMel
+from attnkit.core.models import configurable
 
 __all__ = ["ShortChunkCNN", "short_chunk_cnn_paper", "short_chunk_cnn_small"]
 
 
+@configurable
 class ShortChunkCNN(nn.Module):
     """VGG-like CNN with small receptive fields, trained on short chunks, max-pooled over frequency and time.
 

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from attnkit.audio.tagging.frontend import LogMel
 from attnkit.core import TransformerEncoder, TransformerEncoderLayer
+from attnkit.core.models import configurable
 
 __all__ = ["ResBlock2d", "SelfAttentionTagger", "won2019_paper", "won2019_small"]
 
@@ -41,6 +42,7 @@ class ResBlock2d(nn.Module):
         return self.relu(y + self.shortcut(x))
 
 
+@configurable
 class SelfAttentionTagger(nn.Module):
     """CNN front-end + transformer encoder over time with a class token + sigmoid multi-label head.
 

@@ -7,14 +7,13 @@ import importlib
 from pathlib import Path
 from typing import Any, ClassVar
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from attnkit.audio.tagging.metrics import TagAUC, format_tag_table
-from attnkit.core.tasks.optim import build_optimization
+from attnkit.core.tasks.base import Task
 
 __all__ = ["MusicTaggingTask", "load_tagger", "song_average"]
 
@@ -27,7 +26,7 @@ def song_average(chunk_probs: Tensor, song: Tensor, num_songs: int) -> Tensor:
     return out / counts.unsqueeze(1)
 
 
-class MusicTaggingTask(pl.LightningModule):
+class MusicTaggingTask(Task):
     """Trains a multi-label music tagger with binary cross-entropy on random chunks.
 
     Validation and test cut each song into chunks, average the chunks' sigmoid outputs into one
@@ -56,10 +55,7 @@ class MusicTaggingTask(pl.LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
-        self.model = model
-        self.optimizer, self.scheduler = optimizer, scheduler
+        super().__init__(model, optimizer, scheduler)
         k = _num_outputs(model)
         if tags is not None and k is not None and len(tags) != k:
             raise ValueError(f"{len(tags)} tag names but the model has {k} outputs")
@@ -84,7 +80,7 @@ class MusicTaggingTask(pl.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
         wav, y = batch
         loss = F.binary_cross_entropy_with_logits(self(wav), y)
-        self.log("train/loss", loss, prog_bar=True, batch_size=wav.shape[0])
+        self.log_loss("train", loss, wav.shape[0])
         return loss
 
     def predict_songs(self, batch: dict[str, Tensor], chunk_batch: int = 32) -> Tensor:
@@ -98,9 +94,7 @@ class MusicTaggingTask(pl.LightningModule):
     def _eval_step(self, batch: dict[str, Tensor], stage: str, metric: TagAUC) -> None:
         probs = self.predict_songs(batch)
         y = batch["targets"]
-        self.log(
-            f"{stage}/loss", F.binary_cross_entropy(probs.clamp(1e-7, 1 - 1e-7), y), batch_size=y.shape[0]
-        )
+        self.log_loss(stage, F.binary_cross_entropy(probs.clamp(1e-7, 1 - 1e-7), y), y.shape[0])
         metric.update(probs, y)
 
     def _eval_end(self, stage: str, metric: TagAUC) -> dict[str, Tensor]:
@@ -144,9 +138,6 @@ class MusicTaggingTask(pl.LightningModule):
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
         return self.predict_songs(batch)
-
-    def configure_optimizers(self) -> Any:  # noqa: D102
-        return build_optimization(self.parameters(), self.optimizer, self.scheduler, self.monitor)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store how to rebuild the bare model (class path, init args, tag names) for :func:`load_tagger`."""

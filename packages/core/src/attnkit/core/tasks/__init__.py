@@ -1,12 +1,35 @@
-"""The demonstration task of attnkit.core: sequence classification on generated data.
-
-It exercises the whole machinery (CLI, checkpoints, resume, DDP) without any dataset download.
+"""attnkit's Lightning tasks: the :class:`Task` base every domain task subclasses, and the demonstration task
+(sequence classification on generated data, which exercises the CLI, checkpoints, resume and DDP without any
+dataset download).
 """
 
-from attnkit.core.tasks.sequence_classification import (
-    SequenceClassificationTask,
-    SequenceClassifier,
-    SyntheticSequenceDataModule,
-)
+from typing import TYPE_CHECKING
 
-__all__ = ["SequenceClassificationTask", "SequenceClassifier", "SyntheticSequenceDataModule"]
+from attnkit.core._lazy import lazy_exports
+from attnkit.core.tasks import model_registry as _model_registry  # noqa: F401  (registers the demo model)
+
+if TYPE_CHECKING:
+    from attnkit.core.tasks.base import PredictionWriter, Task, write_table
+    from attnkit.core.tasks.sequence_classification import (
+        SequenceClassificationTask,
+        SequenceClassifier,
+        SyntheticSequenceDataModule,
+    )
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "PredictionWriter": "attnkit.core.tasks.base:PredictionWriter",
+    "Task": "attnkit.core.tasks.base:Task",
+    "write_table": "attnkit.core.tasks.base:write_table",
+    "SequenceClassificationTask": "attnkit.core.tasks.sequence_classification:SequenceClassificationTask",
+    "SequenceClassifier": "attnkit.core.tasks.sequence_classification:SequenceClassifier",
+    "SyntheticSequenceDataModule": "attnkit.core.tasks.sequence_classification:SyntheticSequenceDataModule",
+})
+
+__all__ = [
+    "PredictionWriter",
+    "SequenceClassificationTask",
+    "SequenceClassifier",
+    "SyntheticSequenceDataModule",
+    "Task",
+    "write_table",
+]

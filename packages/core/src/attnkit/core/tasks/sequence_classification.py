@@ -7,23 +7,25 @@ attention does in a few epochs.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy
 
 from attnkit.core.attention import KeyPaddingMask
 from attnkit.core.layers import TransformerEncoder, TransformerEncoderLayer
-from attnkit.core.tasks.optim import build_optimization
+from attnkit.core.models import configurable
+from attnkit.core.tasks.base import Task
 
 __all__ = ["SequenceClassificationTask", "SequenceClassifier", "SyntheticSequenceDataModule"]
 
 
+@configurable
 class SequenceClassifier(nn.Module):
     """Token embedding + learned positions + transformer encoder + masked mean pooling + linear head.
 
@@ -59,13 +61,14 @@ class SequenceClassifier(nn.Module):
         return self.head(pooled)
 
 
-class SequenceClassificationTask(pl.LightningModule):
+class SequenceClassificationTask(Task):
     """Trains a sequence classifier with cross-entropy; reports accuracy.
 
     Args:
         model: maps ``(tokens (B, L), lengths (B,))`` to logits ``(B, C)``.
         num_classes: number of classes (linked from the data module by the CLI).
         optimizer: builds the optimiser from the parameters.
+        scheduler: optional learning-rate scheduler.
     """
 
     monitor: ClassVar[str] = "val/acc"
@@ -75,12 +78,9 @@ class SequenceClassificationTask(pl.LightningModule):
         "num_classes": "model.init_args.num_classes",
     }
 
-    def __init__(self, model: nn.Module, num_classes: int = 4,
-                 optimizer: OptimizerCallable = torch.optim.Adam) -> None:
-        super().__init__()
-        self.save_hyperparameters(ignore=["model", "optimizer"])
-        self.model = model
-        self.optimizer = optimizer
+    def __init__(self, model: nn.Module, num_classes: int = 4, optimizer: OptimizerCallable = torch.optim.Adam,
+                 scheduler: LRSchedulerCallable | None = None) -> None:
+        super().__init__(model, optimizer, scheduler)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
@@ -90,13 +90,13 @@ class SequenceClassificationTask(pl.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
         tokens, lengths, y = batch
         loss = F.cross_entropy(self(tokens, lengths), y)
-        self.log("train/loss", loss, prog_bar=True)
+        self.log_loss("train", loss, len(y))
         return loss
 
     def _eval(self, batch: tuple[Tensor, Tensor, Tensor], stage: str, metric: MulticlassAccuracy) -> None:
         tokens, lengths, y = batch
         logits = self(tokens, lengths)
-        self.log(f"{stage}/loss", F.cross_entropy(logits, y), sync_dist=True, prog_bar=stage == "val")
+        self.log_loss(stage, F.cross_entropy(logits, y), len(y))
         metric.update(logits, y)
         self.log(f"{stage}/acc", metric, prog_bar=stage == "val")
 
@@ -106,12 +106,11 @@ class SequenceClassificationTask(pl.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:  # noqa: D102
         self._eval(batch, "test", self.test_acc)
 
-    def predict_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
+    def predict_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """Predicted class ``(B,)`` and class probabilities ``(B, C)`` (``predictions.csv``)."""
         tokens, lengths, _ = batch
-        return self(tokens, lengths).argmax(-1)
-
-    def configure_optimizers(self) -> Any:  # noqa: D102
-        return build_optimization(self.parameters(), self.optimizer)
+        probs = self(tokens, lengths).softmax(-1)
+        return {"label": probs.argmax(-1), "prob": probs}
 
 
 class SyntheticSequenceDataModule(pl.LightningDataModule):

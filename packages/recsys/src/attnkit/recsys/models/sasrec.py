@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from attnkit.core import BoolMask, CausalMask, KeyPaddingMask, MultiHeadAttention
 from attnkit.core.attention import Backend
+from attnkit.core.models import configurable
 
 __all__ = ["SASRec", "SASRecBlock", "SASRecScorer", "sasrec_ml1m", "sasrec_paper"]
 
@@ -73,6 +74,7 @@ class SASRecBlock(nn.Module):
         return (y + self.ffn(y)) * keep
 
 
+@configurable
 class SASRec(nn.Module):
     """SASRec: item ids ``(B, L)`` -> hidden states ``(B, L, D)``, scored against the item embeddings.
 

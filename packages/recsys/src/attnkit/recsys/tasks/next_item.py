@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from attnkit.core.tasks.optim import build_optimization
+from attnkit.core.tasks.base import Task
 from attnkit.recsys.losses import bce_loss, gbce_beta, gbce_loss, sampled_softmax_loss
 from attnkit.recsys.metrics import RankingMetrics
 from attnkit.recsys.sampling import sample_negatives
@@ -78,7 +78,7 @@ def encode_by_length(model: nn.Module, seq: Tensor, buckets: Sequence[int]) -> T
     return out
 
 
-class NextItemTask(pl.LightningModule):
+class NextItemTask(Task):
     """Trains a sequential recommender on next-item prediction and ranks held-out items.
 
     The model maps left-padded item ids ``(B, L)`` to hidden states ``(B, L, D)`` and exposes
@@ -126,7 +126,7 @@ class NextItemTask(pl.LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(model, optimizer, scheduler)
         if loss not in _DEFAULT_NEGATIVES:
             raise ValueError(f"unknown loss {loss!r}; choose bce, sampled_softmax, ce or gbce")
         for attr in ("item_embeddings", "num_items"):
@@ -140,11 +140,8 @@ class NextItemTask(pl.LightningModule):
             raise ValueError(f"gbce_t must be in [0, 1], got {gbce_t}")
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
-        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
-        self.model = model
         self.loss_name, self.num_negatives, self.gbce_t = loss, k, gbce_t
         self.full_ranking, self.top_k = full_ranking, top_k
-        self.optimizer, self.scheduler = optimizer, scheduler
         self.ks = tuple(ks)
         self.length_buckets = tuple(length_buckets) if length_buckets else None
         self.metrics = nn.ModuleDict({
@@ -187,7 +184,7 @@ class NextItemTask(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
         loss = self.compute_loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["seq"].shape[0])
+        self.log_loss("train", loss, batch["seq"].shape[0])
         return loss
 
     # ------------------------------------------------------------------ evaluation
@@ -235,5 +232,12 @@ class NextItemTask(pl.LightningModule):
         top = scores.topk(min(self.top_k, self.num_items), dim=-1)
         return {"user": batch["user"], "items": top.indices, "scores": top.values}
 
-    def configure_optimizers(self) -> Any:  # noqa: D102
-        return build_optimization(self.parameters(), self.optimizer, self.scheduler, self.monitor)
+    def write_predictions(self, predictions: Sequence[Any], directory: Path, suffix: str = "") -> list[Path]:
+        """Write ``top_k{suffix}.csv``: ``user,rank,item,score`` with the dataset's own ids."""
+        from attnkit.recsys.tasks.writer import write_top_k
+
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        rows = [p for p in predictions if p]
+        if not rows:
+            return []
+        return [write_top_k(rows, directory / f"top_k{suffix}.csv", dm)]

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from attnkit.core import DiagonalMask, FeedForward, MultiHeadAttention
 from attnkit.core.attention import Backend
+from attnkit.core.models import configurable
 
 __all__ = ["SAITS", "DMSALayer", "SAITSOutput", "saits_air_quality", "saits_base", "saits_physionet2012"]
 
@@ -150,6 +151,7 @@ class SAITSOutput:
         return out
 
 
+@configurable
 class SAITS(nn.Module):
     """SAITS imputation network.
 

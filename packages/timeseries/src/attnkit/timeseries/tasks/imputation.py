@@ -7,13 +7,12 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from attnkit.core.tasks.optim import build_optimization
+from attnkit.core.tasks.base import Task
 from attnkit.timeseries.masking import MissingPattern, hide
 from attnkit.timeseries.metrics import MaskedMAE, MaskedMRE, MaskedRMSE
 
@@ -26,7 +25,7 @@ def masked_mae(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return ((pred - target).abs() * m).sum() / (m.sum() + 1e-12)
 
 
-class ImputationTask(LightningModule):
+class ImputationTask(Task):
     """Trains an imputation model (SAITS) as in the paper: ORT + MIT, metrics on held-out values.
 
     Each training batch hides ``mit_rate`` of the observed values on the device (per batch, pattern
@@ -41,7 +40,7 @@ class ImputationTask(LightningModule):
         mit_pattern: ``"mcar"``, ``"block"`` or ``"subseq"``.
         ort_weight: weight of the observed reconstruction loss.
         mit_weight: weight of the masked imputation loss.
-        predict_output: CSV that ``attnkit predict`` writes (relative paths go under the run folder).
+        predict_output: CSV that ``attnkit predict`` writes (relative paths go under ``<run>/predictions/``).
         optimizer: builds the optimiser.
         scheduler: optional LR scheduler.
     """
@@ -64,15 +63,12 @@ class ImputationTask(LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(model, optimizer, scheduler)
         if not 0.0 < mit_rate < 1.0:
             raise ValueError(f"mit_rate must be in (0, 1), got {mit_rate}")
-        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
-        self.model = model
         self.mit_rate, self.mit_pattern = mit_rate, mit_pattern
         self.ort_weight, self.mit_weight = ort_weight, mit_weight
         self.predict_output = predict_output
-        self.optimizer, self.scheduler = optimizer, scheduler
         self.metrics = nn.ModuleDict(
             {
                 f"{stage}_{name}{suffix}": cls()
@@ -129,7 +125,7 @@ class ImputationTask(LightningModule):
         mit = masked_mae(out.x_tilde_3, x0, hidden)
         loss = self.ort_weight * ort + self.mit_weight * mit
         n = x.shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        self.log_loss("train", loss, n)
         self.log_dict({"train/ort": ort, "train/mit": mit}, batch_size=n)
         return loss
 
@@ -182,9 +178,6 @@ class ImputationTask(LightningModule):
         origin = np.concatenate([o for _, o in self._pred])
         path = Path(self.predict_output)
         if not path.is_absolute():
-            path = Path(self.trainer.default_root_dir) / path
+            path = self.prediction_dir / path
         dm.write_predictions(imputed, origin, path)
         rank_zero_info(f"attnkit predict: wrote imputed series to {path}")
-
-    def configure_optimizers(self) -> Any:  # noqa: D102
-        return build_optimization(self.model.parameters(), self.optimizer, self.scheduler, self.monitor)

@@ -1,10 +1,32 @@
 """Image/mask readers, augmentations, datasets and data modules."""
 
-from attnkit.vision.data.augment import SegmentationAugment
-from attnkit.vision.data.datamodule import FolderSegmentationDataModule, ISBI2012DataModule, MoNuSegDataModule
-from attnkit.vision.data.datasets import ImageDataset, PatchDataset, normalise
-from attnkit.vision.data.formats import ImageFormatError, list_images, load_pairs, read_image
-from attnkit.vision.data.registry import ISBI2012, MONUSEG
+from typing import TYPE_CHECKING
+
+from attnkit.core._lazy import lazy_exports
+from attnkit.vision.data import registry  # noqa: F401  (registers the datasets)
+
+if TYPE_CHECKING:
+    from attnkit.vision.data.augment import SegmentationAugment
+    from attnkit.vision.data.datamodule import FolderSegmentationDataModule, ISBI2012DataModule, MoNuSegDataModule
+    from attnkit.vision.data.datasets import ImageDataset, PatchDataset, normalise
+    from attnkit.vision.data.formats import ImageFormatError, list_images, load_pairs, read_image
+    from attnkit.vision.data.registry import ISBI2012, MONUSEG
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "SegmentationAugment": "attnkit.vision.data.augment:SegmentationAugment",
+    "FolderSegmentationDataModule": "attnkit.vision.data.datamodule:FolderSegmentationDataModule",
+    "ISBI2012DataModule": "attnkit.vision.data.datamodule:ISBI2012DataModule",
+    "MoNuSegDataModule": "attnkit.vision.data.datamodule:MoNuSegDataModule",
+    "ImageDataset": "attnkit.vision.data.datasets:ImageDataset",
+    "PatchDataset": "attnkit.vision.data.datasets:PatchDataset",
+    "normalise": "attnkit.vision.data.datasets:normalise",
+    "ImageFormatError": "attnkit.vision.data.formats:ImageFormatError",
+    "list_images": "attnkit.vision.data.formats:list_images",
+    "load_pairs": "attnkit.vision.data.formats:load_pairs",
+    "read_image": "attnkit.vision.data.formats:read_image",
+    "ISBI2012": "attnkit.vision.data.registry:ISBI2012",
+    "MONUSEG": "attnkit.vision.data.registry:MONUSEG",
+})
 
 __all__ = [
     "ISBI2012",

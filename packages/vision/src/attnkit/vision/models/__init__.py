@@ -1,9 +1,24 @@
 """Pure PyTorch segmentation models (no Lightning)."""
 
-from attnkit.vision.models.encoders import build_encoder, load_encoder_weights
-from attnkit.vision.models.msga import GuidedAttentionModule, MSGANet, SegmentationOutput
-from attnkit.vision.models.transdae import TransDAE
-from attnkit.vision.models.utransformer import UTransformer
+from typing import TYPE_CHECKING
+
+from attnkit.core._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from attnkit.vision.models.encoders import build_encoder, load_encoder_weights
+    from attnkit.vision.models.msga import GuidedAttentionModule, MSGANet, SegmentationOutput
+    from attnkit.vision.models.transdae import TransDAE
+    from attnkit.vision.models.utransformer import UTransformer
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "build_encoder": "attnkit.vision.models.encoders:build_encoder",
+    "load_encoder_weights": "attnkit.vision.models.encoders:load_encoder_weights",
+    "GuidedAttentionModule": "attnkit.vision.models.msga:GuidedAttentionModule",
+    "MSGANet": "attnkit.vision.models.msga:MSGANet",
+    "SegmentationOutput": "attnkit.vision.models.msga:SegmentationOutput",
+    "TransDAE": "attnkit.vision.models.transdae:TransDAE",
+    "UTransformer": "attnkit.vision.models.utransformer:UTransformer",
+})
 
 __all__ = [
     "GuidedAttentionModule",

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from segmentation_models_pytorch.encoders import get_encoder
 from torch import nn
 
 __all__ = ["build_encoder", "load_encoder_weights"]
@@ -80,6 +79,8 @@ def build_encoder(name: str, *, in_channels: int = 3, depth: int = 5,
     is_file = weights is not None and (
         weights.endswith(_WEIGHT_SUFFIXES) or Path(weights).expanduser().is_file()
     )
+    from segmentation_models_pytorch.encoders import get_encoder  # heavy (timm): imported when building
+
     encoder = get_encoder(name, in_channels=in_channels, depth=depth, weights=None if is_file else weights)
     if is_file:
         assert weights is not None

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from attnkit.core import ChannelAttention2d, PositionAttention2d, SpatialSelfAttention2d
 from attnkit.core.attention import Backend
+from attnkit.core.models import configurable
 from attnkit.vision.models.encoders import build_encoder
 from attnkit.vision.models.utransformer import check_input_size
 
@@ -127,6 +128,7 @@ class GuidedAttentionModule(nn.Module):
         return a2, guide, recon
 
 
+@configurable
 class MSGANet(nn.Module):
     """Multi-scale self-guided attention network (Sinha & Dolz, IEEE JBHI 2020).
 

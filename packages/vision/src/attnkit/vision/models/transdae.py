@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from attnkit.core import attention
 from attnkit.core.attention import Backend
+from attnkit.core.models import configurable
 
 __all__ = [
     "ChannelTransposedAttention",
@@ -303,6 +304,7 @@ class _ConvBlock(nn.Sequential):
                          conv(cout, cout, 3, padding=1, bias=False), bn(cout), nn.ReLU(inplace=True))
 
 
+@configurable
 class TransDAE(nn.Module):
     """TransDAE-style segmentation network (Azad, Adibfar & Fu 2024), a hierarchical dual-attention U-Net.
 

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from attnkit.core import CrossAttentionGate2d, SpatialSelfAttention2d
 from attnkit.core.attention import Backend
+from attnkit.core.models import configurable
 from attnkit.vision.models.blocks import ConvBlock, SegmentationHead
 from attnkit.vision.models.encoders import build_encoder
 
@@ -28,6 +29,7 @@ def check_input_size(x: Tensor, stride: int, model: str) -> None:
         )
 
 
+@configurable
 class UTransformer(nn.Module):
     """U-Transformer: a U-Net with self-attention at the bottleneck and cross-attention gates on the skips.
 

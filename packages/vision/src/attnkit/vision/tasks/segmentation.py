@@ -8,12 +8,11 @@ from typing import Any, ClassVar, cast
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from attnkit.core.tasks.optim import build_optimization
+from attnkit.core.tasks.base import Task
 from attnkit.vision.inference import sliding_window_inference
 from attnkit.vision.losses import LossName, SegmentationLoss
 from attnkit.vision.metrics import HausdorffDistance95, PerImageDice, PerImageIoU
@@ -44,7 +43,7 @@ def overlay(raw: np.ndarray, labels: np.ndarray, alpha: float = 0.4) -> np.ndarr
     return out.clip(0, 255).astype(np.uint8)
 
 
-class SegmentationTask(LightningModule):
+class SegmentationTask(Task):
     """Trains a segmentation model on patches and evaluates whole images with sliding windows.
 
     Models map ``(B, C, H, W)`` images to ``(B, K, H, W)`` logits. A model with a ``forward_with_aux``
@@ -66,7 +65,8 @@ class SegmentationTask(LightningModule):
         overlap: sliding-window overlap.
         sw_batch_size: windows per forward pass.
         pad_multiple: whole-image inference pads to a multiple of this (the encoder stride).
-        output_dir: where ``predict`` writes ``<name>_mask.png`` and ``<name>_overlay.png``.
+        output_dir: where ``predict`` writes ``<name>_mask.png`` and ``<name>_overlay.png`` (default
+            ``<run>/predictions/``).
         optimizer: builds the optimiser.
         scheduler: builds the learning-rate scheduler (optional).
 
@@ -91,20 +91,17 @@ class SegmentationTask(LightningModule):
         overlap: float = 0.25,
         sw_batch_size: int = 4,
         pad_multiple: int = 32,
-        output_dir: str = "predictions",
+        output_dir: str | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
-        self.model = model
+        super().__init__(model, optimizer, scheduler)
         self.num_classes = num_classes
         self.criterion = SegmentationLoss(loss, dice_weight=dice_weight, tversky_alpha=tversky_alpha,
                                           tversky_beta=tversky_beta, focal_gamma=focal_gamma)
         self.deep_supervision_weight, self.aux_weight = deep_supervision_weight, aux_weight
         self.patch_size, self.overlap, self.sw_batch_size = patch_size, overlap, sw_batch_size
         self.pad_multiple, self.output_dir = pad_multiple, output_dir
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.metrics = nn.ModuleDict({
             stage: nn.ModuleDict({"dice": PerImageDice(num_classes), "iou": PerImageIoU(num_classes),
                                   "hd95": HausdorffDistance95(num_classes)})
@@ -150,7 +147,7 @@ class SegmentationTask(LightningModule):
             loss = loss + self.aux_weight * value
             self.log(f"train/{name}", value)
         self.log("train/seg_loss", seg)
-        self.log("train/loss", loss, prog_bar=True)
+        self.log_loss("train", loss, x.shape[0])
         return loss
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
@@ -159,7 +156,7 @@ class SegmentationTask(LightningModule):
         for image, mask in zip(images, masks, strict=True):
             logits = self.predict_logits(image[None])
             target = mask[None].long()
-            self.log(f"{stage}/loss", self.criterion(logits, target), batch_size=1)
+            self.log_loss(stage, self.criterion(logits, target), batch_size=1)
             preds = logits.argmax(1)
             metrics = cast(nn.ModuleDict, self.metrics[stage])
             for name, module in metrics.items():
@@ -179,7 +176,7 @@ class SegmentationTask(LightningModule):
         """Predict whole images and write ``<name>_mask.png`` and ``<name>_overlay.png`` to ``output_dir``."""
         from PIL import Image
 
-        out_dir = Path(self.output_dir)
+        out_dir = Path(self.output_dir) if self.output_dir is not None else self.prediction_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         images = batch["image"] if isinstance(batch["image"], list) else list(batch["image"])
         results = []
@@ -192,7 +189,3 @@ class SegmentationTask(LightningModule):
             Image.fromarray(overlay(np.asarray(raw), labels)).save(overlay_path)
             results.append({"name": name, "mask": str(mask_path), "overlay": str(overlay_path)})
         return results
-
-    def configure_optimizers(self) -> Any:
-        """Build the optimiser (and scheduler) from the callables."""
-        return build_optimization(self.parameters(), self.optimizer_factory, self.scheduler_factory, self.monitor)
