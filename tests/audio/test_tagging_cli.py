@@ -34,18 +34,35 @@ def test_scores_attention_config_fit_test_predict_and_tag(
 
     audio = scores_root / "tagging-scores" / "audio"
     (audio / "broken.wav").write_bytes(b"RIFF....garbage")
-    rc = audio_main(["tag", str(audio), "--ckpt", str(ckpt), "-k", "2", "--json"])
+    hm_dir = tmp_path / "maps"
+    rc = audio_main(["tag", str(audio), "--ckpt", str(ckpt), "-k", "2", "--json", "--heatmap", str(hm_dir),
+                     "--heatmap-seconds", "1.5"])
     out, err = capsys.readouterr()
-    rows = [json.loads(line) for line in out.splitlines()]
-    assert rc == 1 and "broken.wav" in err and len(rows) == 8
+    doc = json.loads(out)  # the whole of standard output is one JSON document
+    rows = doc["files"]
+    assert rc == 1 and "broken.wav" in err and len(rows) == 8 and doc["error"] is None
+    assert [Path(s["path"]).name for s in doc["skipped"]] == ["broken.wav"]
     assert all(len(r["tags"]) == 2 and set(r["tags"]) <= {"low", "high", "noisy", "pulse"} for r in rows)
+    assert all(r["heatmap"] == {"path": str(hm_dir / f"{Path(r['path']).stem}_attention.png"), "seconds": 1.5,
+                                "truncated": True} for r in rows)  # 2.5 s clips, maps of the first 1.5 s
+    assert all(Path(r["heatmap"]["path"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for r in rows)
+    assert "first 1.5 s of 2.5 s" in err  # said on stderr, not in the JSON stream
     png = tmp_path / "hm.png"
-    assert audio_main(["tag", str(audio / "test_000.wav"), "--ckpt", str(ckpt), "--heatmap", str(png)]) == 0
+    wav = str(audio / "test_000.wav")
+    assert audio_main(["tag", wav, "--ckpt", str(ckpt), "--heatmap", str(png), "--heatmap-seconds", "0"]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out
-    assert "heat map" in out and "padded with silence" not in out
+    assert f"heat map: {png}\n" in out and "first" not in out and "padded with silence" not in out
+    assert audio_main(["tag", wav, "--ckpt", str(ckpt), "--heatmap", str(png), "--heatmap-seconds", "1"]) == 0
+    assert "heat map: " + str(png) + " (first 1 s of 2.5 s; --heatmap-seconds 0 for the whole file)" in (
+        capsys.readouterr().out
+    )
     assert audio_main(["tag", str(audio), "--ckpt", str(tmp_path / "none.ckpt")]) == 2
     assert "attnkit fit -c tagging-scores" in capsys.readouterr().err
+    assert audio_main(["tag", str(audio), "--ckpt", str(tmp_path / "none.ckpt"), "--json"]) == 2
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["files"] == [] and "none.ckpt" in doc["error"] and "attnkit fit -c tagging-scores" in err
 
 
 def test_scores_cnn_config_fit_predict_and_no_heatmap(scores_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,6 +76,11 @@ def test_scores_cnn_config_fit_predict_and_no_heatmap(scores_root: Path, capsys:
     assert "padded with silence" in capsys.readouterr().out  # 2.5 s clip, 4 s chunk
     assert audio_main(["tag", str(wav), "--ckpt", ckpt, "--heatmap", "x.png"]) == 2
     assert "no self-attention layers" in capsys.readouterr().err
+    assert audio_main(["tag", str(wav), "--ckpt", ckpt, "--heatmap", "x.png", "--json"]) == 2
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert "no self-attention layers" in doc["error"] and "no self-attention layers" in err
+    assert len(doc["files"]) == 1 and "heatmap" not in doc["files"][0]
 
 
 @pytest.mark.parametrize("config", ["tagging-mtat", "tagging-mtat-cnn"])

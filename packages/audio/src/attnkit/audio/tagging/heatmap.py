@@ -110,6 +110,7 @@ def save_heatmap(
     chunk_seconds: float,
     tags: list[str] | None = None,
     max_seconds: float | None = 60.0,
+    prediction: TagPrediction | None = None,
 ) -> Path:
     """Write a PNG: log-mel spectrogram, class-token attention over time per layer/head, and their mean.
 
@@ -119,7 +120,9 @@ def save_heatmap(
         out: PNG to write.
         chunk_seconds: chunk length the model was trained on.
         tags: tag names, to print the top tags in the title.
-        max_seconds: only the first ``max_seconds`` of the file (``None``: all).
+        max_seconds: only the first ``max_seconds`` of the file (``None`` or 0: all of it). A shortened
+            map says so in its title ("first 60 s of 183.2 s").
+        prediction: the file's :func:`predict_file` result for the title (computed when ``None``).
 
     Returns:
         The PNG path.
@@ -132,6 +135,7 @@ def save_heatmap(
 
     sr = int(model.sample_rate)
     wav = load_clip(path, sr)
+    full_seconds = wav.numel() / sr
     if max_seconds:
         wav = wav[: int(max_seconds * sr)]
     chunk = round(chunk_seconds * sr)
@@ -139,11 +143,13 @@ def save_heatmap(
     layers, heads, t = att.shape
     with torch.no_grad():
         spec = model.spec.to_db(model.spec.mel(wav.unsqueeze(0)))[0]
-    title = Path(path).name
-    if tags is not None:
-        pred = predict_file(model, path, chunk_seconds)
-        title += "   " + ", ".join(f"{n} {p:.2f}" for n, p in pred.top(tags, 4))
     dur = wav.numel() / sr
+    title = Path(path).name
+    if dur < full_seconds:
+        title += f" (first {dur:g} s of {full_seconds:.1f} s)"
+    if tags is not None:
+        pred = prediction if prediction is not None else predict_file(model, path, chunk_seconds)
+        title += "   " + ", ".join(f"{n} {p:.2f}" for n, p in pred.top(tags, 4))
     fig, axes = plt.subplots(
         3,
         1,

@@ -5,7 +5,8 @@ masses, Monteverdi madrigals, trecento pieces, Haydn/Mozart/Beethoven quartets, 
 pieces, Irish/Scottish/German folk tunes, ...). Each piece is cropped to its first ``clip_seconds``,
 written to MIDI by music21 and rendered with FluidSynth and a General MIDI soundfont
 (Debian: ``apt-get install fluidsynth fluid-soundfont-gm``). A process per piece with a timeout keeps a
-slow parse from stalling the build.
+slow parse from stalling the build; each render is bounded in duration and bytes and its process group is
+killed when it stops (:mod:`attnkit.audio.tagging.render`). The build writes as it goes and resumes.
 
 Tags come from the score, never from the audio (see ``docs/audio-tagging.md`` for the balance):
 
@@ -25,6 +26,9 @@ Tags come from the score, never from the audio (see ``docs/audio-tagging.md`` fo
   playback-only ``<sound tempo>`` does not count (notation programs write a default there); such
   scores are rendered at that playback tempo, others at music21's 120 per minute, and get no tempo tag.
 
+Only the ``instrument`` and ``tempo`` tags are expected to transfer to real recordings
+(:data:`TAG_FAMILIES`, and the ``transfers_to_real_audio`` column of ``tag_counts.csv``).
+
 Run it with ``python -m attnkit.audio.tagging.scores OUT_DIR`` (``--help`` for the options).
 """
 
@@ -33,34 +37,100 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import io
 import json
 import multiprocessing as mp
+import os
+import queue
 import random
 import re
 import shutil
-import subprocess
+import signal
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from attnkit.audio.tagging.render import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_SECONDS,
+    find_soundfont,
+    kill_process_group,
+    render_fluidsynth,
+)
+
 __all__ = [
     "ERA_OF_COMPOSER",
+    "TAG_FAMILIES",
     "PieceTags",
     "ScoreDatasetConfig",
+    "TagFamily",
     "build_score_dataset",
     "find_soundfont",
     "instrument_family",
     "render_sine",
     "score_tags",
     "select_corpus_pieces",
+    "tag_transfers",
 ]
+
+@dataclass(frozen=True)
+class TagFamily:
+    """One family of tags of the score-rendered set, and whether it is expected to carry over to real audio.
+
+    Attributes:
+        prefix: the tags' prefix (``"instrument"`` for ``instrument:voices``, ...).
+        transfers: expected to mean the same on real recordings as on the rendered scores.
+        reason: why (or why not).
+
+    """
+
+    prefix: str
+    transfers: bool
+    reason: str
+
+
+#: The tag vocabulary of the score-rendered set. Only the families marked ``transfers`` describe something
+#: a model can hear in any recording; the others are facts about the score or its corpus collection that a
+#: model learns through shortcuts of this set (which collections use which instruments and keys) and that
+#: did not carry over in a check on four real recordings (see docs/audio-tagging.md).
+TAG_FAMILIES: tuple[TagFamily, ...] = (
+    TagFamily("instrument", True, "the timbre family (voices, strings, keyboard, winds) is in the sound; "
+              "General MIDI samples stand in for real instruments, so expect a loss, not a different meaning"),
+    TagFamily("tempo", True, "a stated tempo band (slow/moderate/fast) is audible as the rate of events"),
+    TagFamily("texture", False, "counts the parts of the score, not the sounding voices: a one-part piano "
+              "score is polyphonic audio; a model trained here called every real recording polyphonic"),
+    TagFamily("era", False, "a property of the composer, carried in this set by a few corpus collections "
+              "(Bach chorales, folk-tune books) and their rendering"),
+    TagFamily("composer", False, "the corpus folder: a handful of composers, each with its own instrumentation"),
+    TagFamily("mode", False, "the first key of the score (or key analysis); real recordings modulate, and "
+              "the rendered set's major/minor balance follows its collections"),
+    TagFamily("metre", False, "the first time signature: a notational fact, weakly audible and not "
+              "separable from the collections here"),
+)
+_TRANSFERS = {f.prefix: f.transfers for f in TAG_FAMILIES}
+
+
+def tag_transfers(tag: str) -> bool:
+    """Whether a tag of this set (``"instrument:strings"``) is expected to transfer to real recordings.
+
+    Raises:
+        ValueError: the tag's family is not one of :data:`TAG_FAMILIES`.
+
+    """
+    prefix = tag.split(":", 1)[0]
+    if prefix not in _TRANSFERS:
+        raise ValueError(
+            f"tag {tag!r} is not of the score-rendered vocabulary (families: {', '.join(_TRANSFERS)})"
+        )
+    return _TRANSFERS[prefix]
+
 
 #: Era of each composer / collection folder of the music21 corpus.
 ERA_OF_COMPOSER: dict[str, str] = {
@@ -272,24 +342,6 @@ def score_tags(score: Any, corpus_folder: str | None) -> PieceTags:
 # ----------------------------------------------------------------------------------------------- rendering
 
 
-def find_soundfont(path: str | None = None) -> Path | None:
-    """Find a General MIDI soundfont: ``path`` if given, else Debian's ``fluid-soundfont-gm`` if installed."""
-    candidates = (
-        [path]
-        if path
-        else [
-            "/usr/share/sounds/sf2/FluidR3_GM.sf2",
-            "/usr/share/sounds/sf2/default-GM.sf2",
-            "/usr/share/soundfonts/FluidR3_GM.sf2",
-            "/usr/share/soundfonts/default.sf2",
-        ]
-    )
-    for c in candidates:
-        if c and Path(c).is_file():
-            return Path(c)
-    return None
-
-
 def _crop(score: Any, seconds: float) -> Any:
     """Return the first measures of ``score`` covering ``seconds`` at its first tempo (all on failure)."""
     from music21 import tempo
@@ -338,23 +390,6 @@ def _events_only(score: Any) -> Any:
             new.insert(flat.elementOffset(el), el)
         out.insert(0, new)
     return out
-
-
-def render_fluidsynth(midi: Path, wav: Path, soundfont: Path, sample_rate: int, timeout: float) -> None:
-    """Render ``midi`` to ``wav`` with the ``fluidsynth`` command (raises on failure or timeout)."""
-    exe = shutil.which("fluidsynth")
-    if exe is None:
-        raise RuntimeError(
-            "the `fluidsynth` command is not installed (Debian: apt-get install fluidsynth "
-            "fluid-soundfont-gm), or use renderer='sine'"
-        )
-    subprocess.run(
-        [exe, "-ni", "-q", "-g", "0.5", "-r", str(sample_rate), "-F", str(wav), str(soundfont), str(midi)],
-        check=True,
-        timeout=timeout,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
 
 
 def render_sine(
@@ -412,7 +447,8 @@ def select_corpus_pieces(
     """Pick pieces from the music21 corpus, at most ``per_source`` per composer/collection folder.
 
     Returns:
-        ``[(corpus_folder, path), ...]``, sorted by folder then path (deterministic for a seed).
+        ``[(corpus_folder, path), ...]`` in an order shuffled with ``seed`` (never alphabetical, so that a
+        partial build covers every folder), the same for the same seed and corpus.
 
     """
     from music21 import corpus
@@ -427,8 +463,8 @@ def select_corpus_pieces(
         by_folder.setdefault(folder, []).append(str(p))
     for folder, paths in by_folder.items():  # one file per piece when a piece exists in several formats
         by_stem: dict[str, str] = {}
-        for p in sorted(paths, key=lambda p: (Path(p).suffix != ".mxl", p)):
-            by_stem.setdefault(str(Path(p).with_suffix("")), p)
+        for f in sorted(paths, key=lambda f: (Path(f).suffix != ".mxl", f)):
+            by_stem.setdefault(str(Path(f).with_suffix("")), f)
         by_folder[folder] = sorted(by_stem.values())
     rng = random.Random(seed)
     chosen: list[tuple[str, str]] = []
@@ -437,7 +473,7 @@ def select_corpus_pieces(
         rng.shuffle(paths)
         chosen += [(folder, p) for p in paths[: min(per_source, limits.get(folder, per_source))]]
     rng.shuffle(chosen)
-    return sorted(chosen[:max_pieces])
+    return chosen[:max_pieces]
 
 
 def split_of(key: str) -> str:
@@ -465,7 +501,26 @@ def _group_key(folder: str, path: str) -> str:
 
 @dataclass
 class ScoreDatasetConfig:
-    """Settings of :func:`build_score_dataset`."""
+    """Settings of :func:`build_score_dataset`.
+
+    Attributes:
+        out_dir: output folder.
+        per_source: pieces per composer/collection folder (see :func:`select_corpus_pieces`).
+        max_pieces: pieces in all.
+        clip_seconds: length of each clip (the start of the piece).
+        sample_rate: output rate.
+        renderer: ``"fluidsynth"`` (a General MIDI soundfont) or ``"sine"`` (additive synthesis, for tests).
+        soundfont: a ``.sf2`` file; default Debian's ``fluid-soundfont-gm``.
+        timeout: wall-clock seconds per piece (parse, MIDI export and render together).
+        min_seconds: a shorter render is recorded as a failure.
+        seed: the selection and the build order.
+        max_render_seconds: hard cap on one render's duration. A render is also bounded by its MIDI file's
+            length (+5 s) and by ``clip_seconds``, so this only matters when those cannot be read.
+        max_render_bytes: hard cap on one render's raw output in bytes.
+        fluidsynth: the FluidSynth command (a name on ``PATH`` or a path).
+        retry_failed: render again the pieces that a previous run recorded as failed.
+
+    """
 
     out_dir: str
     per_source: int = 40
@@ -477,10 +532,13 @@ class ScoreDatasetConfig:
     timeout: float = 60.0
     min_seconds: float = 3.0
     seed: int = 0
+    max_render_seconds: float = DEFAULT_MAX_SECONDS
+    max_render_bytes: int = DEFAULT_MAX_BYTES
+    fluidsynth: str = "fluidsynth"
+    retry_failed: bool = False
 
 
-def _render_piece(folder: str, path: str, cfg: ScoreDatasetConfig, audio_path: Path) -> dict[str, Any]:
-    import soundfile as sf
+def _parse_score(path: str) -> Any:
     from music21 import converter, stream
 
     if path.endswith(".abc"):  # collections of tunes: parse only the first one (whole books take minutes)
@@ -493,8 +551,24 @@ def _render_piece(folder: str, path: str, cfg: ScoreDatasetConfig, audio_path: P
         score = converter.parse(path)
     if isinstance(score, stream.Opus):
         score = score.scores[0]
+    return score
+
+
+def _render_piece(
+    folder: str,
+    path: str,
+    cfg: ScoreDatasetConfig,
+    audio_path: Path,
+    tmp: Path,
+    on_start: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Parse, tag, crop and render one piece into ``audio_path`` (FLAC); temporary files go to ``tmp``."""
+    import soundfile as sf
+
+    score = _parse_score(path)
     tags = score_tags(score, folder)
     cropped = _crop(score, cfg.clip_seconds + 2.0)
+    extra: dict[str, Any] = {}
     if cfg.renderer == "sine":
         y = render_sine(cropped, cfg.sample_rate, cfg.clip_seconds, tags.families)
     else:
@@ -505,17 +579,24 @@ def _render_piece(folder: str, path: str, cfg: ScoreDatasetConfig, audio_path: P
                 "pass --soundfont FILE.sf2 or --renderer sine"
             )
         _set_programs(cropped, tags.families)
-        with tempfile.TemporaryDirectory() as tmp:
-            mid, wav = Path(tmp) / "piece.mid", Path(tmp) / "piece.wav"
-            try:
-                cropped.write("midi", fp=str(mid))
-            except (
-                Exception
-            ):  # music21's MIDI export trips on some measure structures: export the events only
-                _events_only(cropped).write("midi", fp=str(mid))
-            render_fluidsynth(mid, wav, sf2, cfg.sample_rate, cfg.timeout)
-            data, sr = sf.read(str(wav), dtype="float32", always_2d=True)
-        y = data.mean(axis=1)[: int(cfg.clip_seconds * sr)]
+        mid = tmp / "piece.mid"
+        try:
+            cropped.write("midi", fp=str(mid))
+        except Exception:  # music21's MIDI export trips on some measure structures: export the events only
+            _events_only(cropped).write("midi", fp=str(mid))
+        res = render_fluidsynth(
+            mid,
+            sf2,
+            cfg.sample_rate,
+            timeout=cfg.timeout,
+            max_seconds=min(cfg.clip_seconds, cfg.max_render_seconds),
+            max_bytes=cfg.max_render_bytes,
+            executable=cfg.fluidsynth,
+            on_start=on_start,
+        )
+        extra = {"midi_seconds": None if res.midi_seconds is None else round(res.midi_seconds, 2),
+                 "render_stopped_at_cap": res.truncated}
+        y = res.audio[: int(cfg.clip_seconds * cfg.sample_rate)]
         # trim the silent tail that the synthesiser leaves after the last note
         loud = np.flatnonzero(np.abs(y) > 1e-4)
         y = y[: loud[-1] + 1] if loud.size else y[:0]
@@ -524,119 +605,217 @@ def _render_piece(folder: str, path: str, cfg: ScoreDatasetConfig, audio_path: P
             y = y / peak * 0.9
     if y.size < cfg.min_seconds * cfg.sample_rate:
         raise RuntimeError(f"rendered only {y.size / cfg.sample_rate:.1f} s (< {cfg.min_seconds} s)")
-    sf.write(str(audio_path), y, cfg.sample_rate, format="FLAC")
+    partial = audio_path.with_name(audio_path.name + ".partial")
+    sf.write(str(partial), y, cfg.sample_rate, format="FLAC")
+    os.replace(partial, audio_path)
     title = (score.metadata.title if score.metadata is not None else None) or Path(path).stem
-    return {**asdict(tags), "title": str(title), "seconds": round(y.size / cfg.sample_rate, 2)}
+    return {**asdict(tags), **extra, "title": str(title), "seconds": round(y.size / cfg.sample_rate, 2)}
 
 
-def _worker(folder: str, path: str, cfg: ScoreDatasetConfig, audio_path: Path, out: Any) -> None:
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds the render's try/finally, which kills FluidSynth's group
+
+
+def _worker(
+    folder: str, path: str, cfg: ScoreDatasetConfig, audio_path: Path, tmp: Path, out: Any, child: Any
+) -> None:
     import warnings
 
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the builder, which stops this worker
     warnings.filterwarnings("ignore")
+
+    def started(pgid: int) -> None:
+        child.value = pgid
+
     try:
-        out.put(("ok", _render_piece(folder, path, cfg, audio_path)))
+        out.put(("ok", _render_piece(folder, path, cfg, audio_path, tmp, started)))
     except Exception as e:
         out.put(("error", f"{type(e).__name__}: {e}"))
+    finally:
+        child.value = 0
+
+
+def _stop_worker(proc: Any, child: Any) -> None:
+    """Stop a piece's worker and whatever it started: SIGTERM, then SIGKILL, then the renderer's group."""
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(5)
+    if proc.is_alive():
+        proc.kill()
+    proc.join(5)
+    if child.value:  # the worker was killed before its own clean-up ran
+        kill_process_group(int(child.value))
+
+
+def _build_one(
+    folder: str, path: str, cfg: ScoreDatasetConfig, out: Path, tmp_root: Path, ctx: Any
+) -> tuple[dict[str, Any], float]:
+    """Render one piece in its own process; return its record and the seconds it took."""
+    rel = _corpus_relative(folder, path)
+    pid = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(Path(rel).with_suffix("")).replace("/", "__"))
+    audio = out / "audio" / f"{pid}.flac"
+    start = time.monotonic()
+    status: str = "error"
+    result: Any = f"timed out after {cfg.timeout:g} s"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
+        q: Any = ctx.Queue()
+        child: Any = ctx.Value("i", 0)
+        proc = ctx.Process(target=_worker, args=(folder, path, cfg, audio, Path(tmp), q, child), daemon=True)
+        proc.start()
+        try:
+            while time.monotonic() < start + cfg.timeout:
+                try:
+                    status, result = q.get(timeout=0.2)
+                    break
+                except queue.Empty:
+                    if not proc.is_alive() and q.empty():
+                        status, result = "error", f"worker died (exit code {proc.exitcode})"
+                        break
+        finally:
+            _stop_worker(proc, child)
+            q.close()
+            audio.with_name(audio.name + ".partial").unlink(missing_ok=True)
+    group = _group_key(folder, path)
+    rec: dict[str, Any] = {"id": pid, "source": rel, "group": group}
+    if status == "ok":
+        rec.update(result, path=f"audio/{pid}.flac", split=split_of(group))
+    else:
+        rec["error"] = result
+        audio.unlink(missing_ok=True)
+    seconds = time.monotonic() - start
+    rec["seconds_to_build"] = round(seconds, 2)
+    return rec, seconds
+
+
+def _read_records(jsonl: Path) -> dict[str, dict[str, Any]]:
+    """Records of ``pieces.jsonl`` by source; a partial line (a build killed while writing) is dropped."""
+    if not jsonl.is_file():
+        return {}
+    text = jsonl.read_text(encoding="utf-8")
+    done: dict[str, dict[str, Any]] = {}
+    kept = []
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and "source" in rec:
+            done[rec["source"]] = rec
+            kept.append(line)
+    if len(kept) != len(text.splitlines()) or (text and not text.endswith("\n")):
+        _atomic_write(jsonl, "".join(line + "\n" for line in kept))
+    return done
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8", newline="")
+    os.replace(tmp, path)
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def build_score_dataset(
     cfg: ScoreDatasetConfig, pieces: Sequence[tuple[str, str]] | None = None, log: Any = print
 ) -> Path:
-    """Render and tag corpus pieces into ``cfg.out_dir`` (resumable: finished pieces are kept).
+    """Render and tag corpus pieces into ``cfg.out_dir``, as it goes and resumably.
 
     Writes ``audio/<id>.flac``, ``tags.csv`` (``path,tags,split``; tags joined by ``;``),
     ``pieces.jsonl`` (everything derived per piece, and failures with their reason) and
-    ``tag_counts.csv`` (positives per tag and split).
+    ``tag_counts.csv`` (positives per tag and split, and whether the tag is expected to transfer to real
+    recordings: :data:`TAG_FAMILIES`). After each piece its record is appended to ``pieces.jsonl`` and its
+    row to ``tags.csv`` (both flushed), so an interrupted build loses nothing; a rerun skips the pieces
+    already recorded. Pieces are processed in an order shuffled with ``cfg.seed``. Each piece runs in its
+    own process with a wall-clock limit; renders are bounded in duration and bytes
+    (:func:`~attnkit.audio.tagging.render.render_fluidsynth`); temporary files live in
+    ``OUT_DIR/.render-tmp`` and are removed whatever ends the build (a folder left by a killed build is
+    removed by the next run).
 
     Args:
         cfg: settings.
         pieces: ``[(corpus_folder, score_path)]``; default :func:`select_corpus_pieces`.
-        log: called with progress lines.
+        log: called with progress lines (count, rate, ETA).
 
     Returns:
         The output folder.
 
     """
     out = Path(cfg.out_dir)
-    (out / "audio").mkdir(parents=True, exist_ok=True)
-    pieces = list(
+    audio_dir = out / "audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    tmp_root = out / ".render-tmp"
+    shutil.rmtree(tmp_root, ignore_errors=True)  # left behind by a build that was killed
+    for stale in audio_dir.glob("*.partial"):
+        stale.unlink()
+    order = list(
         pieces if pieces is not None else select_corpus_pieces(cfg.per_source, cfg.max_pieces, cfg.seed)
     )
-    done: dict[str, dict[str, Any]] = {}
+    random.Random(cfg.seed).shuffle(order)
     jsonl = out / "pieces.jsonl"
-    if jsonl.is_file():
-        for line in jsonl.read_text().splitlines():
-            rec = json.loads(line)
-            done[rec["source"]] = rec
+    done = _read_records(jsonl)
+    if cfg.retry_failed:
+        done = {k: r for k, r in done.items() if "error" not in r}
+    _write_tables(out, list(done.values()))  # tags.csv agrees with pieces.jsonl before rows are appended
+    todo = [(f, p) for f, p in order if _corpus_relative(f, p) not in done]
+    if len(todo) < len(order):
+        log(f"resuming: {len(order) - len(todo)} of {len(order)} pieces already in {jsonl}")
     ctx = mp.get_context("fork")
-    t0 = time.time()
-    with jsonl.open("a") as fh:
-        for i, (folder, path) in enumerate(pieces):
-            rel = _corpus_relative(folder, path)
-            if rel in done:
-                continue
-            pid = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(Path(rel).with_suffix("")).replace("/", "__"))
-            audio = out / "audio" / f"{pid}.flac"
-            q: Any = ctx.Queue()
-            proc = ctx.Process(target=_worker, args=(folder, path, cfg, audio, q), daemon=True)
-            start = time.time()
-            proc.start()
-            status, result = "error", f"timed out after {cfg.timeout:.0f} s"
-            deadline = start + cfg.timeout
-            while time.time() < deadline:
-                try:
-                    status, result = q.get(timeout=0.2)
-                    break
-                except Exception:
-                    if not proc.is_alive() and q.empty():
-                        status, result = "error", f"worker died (exit code {proc.exitcode})"
-                        break
-            if proc.is_alive():
-                proc.terminate()
-            proc.join(5)
-            rec: dict[str, Any] = {
-                "id": pid,
-                "source": rel,
-                "group": _group_key(folder, path),
-                "seconds_to_build": round(time.time() - start, 2),
-            }
-            if status == "ok":
-                rec.update(result, path=f"audio/{pid}.flac", split=split_of(_group_key(folder, path)))
-            else:
-                rec["error"] = result
-                audio.unlink(missing_ok=True)
-            done[rel] = rec
-            fh.write(json.dumps(rec) + "\n")
-            fh.flush()
-            log(
-                f"[{i + 1}/{len(pieces)}] {rel}: "
-                f"{'ok ' + ' '.join(rec['tags']) if status == 'ok' else rec['error']}"
-                f" ({time.time() - t0:.0f} s)"
-            )
-    _write_tables(out, list(done.values()))
+    t0 = time.monotonic()
+    try:
+        with jsonl.open("a", encoding="utf-8") as fh_json, (out / "tags.csv").open(
+            "a", newline="", encoding="utf-8"
+        ) as fh_tags:
+            tag_rows = csv.writer(fh_tags)
+            for k, (folder, path) in enumerate(todo, start=1):
+                rec, took = _build_one(folder, path, cfg, out, tmp_root, ctx)
+                done[rec["source"]] = rec
+                fh_json.write(json.dumps(rec) + "\n")
+                fh_json.flush()
+                if "error" not in rec:
+                    tag_rows.writerow([rec["path"], ";".join(rec["tags"]), rec["split"]])
+                    fh_tags.flush()
+                elapsed = time.monotonic() - t0
+                eta = elapsed / k * (len(todo) - k)
+                what = "ok " + " ".join(rec["tags"]) if "error" not in rec else rec["error"]
+                log(
+                    f"[{len(order) - len(todo) + k}/{len(order)}] {rec['source']}: {what} ({took:.1f} s) | "
+                    f"{k / elapsed * 60:.1f} pieces/min, elapsed {_duration(elapsed)}, ETA {_duration(eta)}"
+                )
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+        _write_tables(out, list(done.values()))
     return out
 
 
 def _write_tables(out: Path, records: list[dict[str, Any]]) -> None:
+    """Write ``tags.csv`` (sorted by id) and ``tag_counts.csv`` from the records, each atomically."""
     ok = [r for r in records if "error" not in r]
-    with (out / "tags.csv").open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "tags", "split"])
-        for r in sorted(ok, key=lambda r: r["id"]):
-            w.writerow([r["path"], ";".join(r["tags"]), r["split"]])
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "tags", "split"])
+    for r in sorted(ok, key=lambda r: r["id"]):
+        w.writerow([r["path"], ";".join(r["tags"]), r["split"]])
+    _atomic_write(out / "tags.csv", buf.getvalue())
     counts: dict[str, Counter[str]] = {}
     for r in ok:
         for t in r["tags"]:
             counts.setdefault(t, Counter())[r["split"]] += 1
     n = Counter(r["split"] for r in ok)
-    with (out / "tag_counts.csv").open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["tag", "train", "val", "test", "total", "fraction"])
-        for t in sorted(counts, key=lambda t: (-sum(counts[t].values()), t)):
-            c = counts[t]
-            total = sum(c.values())
-            w.writerow([t, c["train"], c["val"], c["test"], total, f"{total / max(len(ok), 1):.3f}"])
-        w.writerow(["(pieces)", n["train"], n["val"], n["test"], len(ok), "1.000"])
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["tag", "train", "val", "test", "total", "fraction", "transfers_to_real_audio"])
+    for t in sorted(counts, key=lambda t: (-sum(counts[t].values()), t)):
+        c = counts[t]
+        total = sum(c.values())
+        transfers = "yes" if tag_transfers(t) else "no"
+        w.writerow([t, c["train"], c["val"], c["test"], total, f"{total / max(len(ok), 1):.3f}", transfers])
+    w.writerow(["(pieces)", n["train"], n["val"], n["test"], len(ok), "1.000", ""])
+    _atomic_write(out / "tag_counts.csv", buf.getvalue())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -653,22 +832,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sample-rate", type=int, default=16000)
     p.add_argument("--renderer", choices=["fluidsynth", "sine"], default="fluidsynth")
     p.add_argument("--soundfont", default=None, help="GM .sf2 (default: Debian fluid-soundfont-gm)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per piece")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fluidsynth", default="fluidsynth", help="the FluidSynth command (default: on PATH)")
+    p.add_argument("--timeout", type=float, default=60.0, help="wall-clock seconds per piece")
+    p.add_argument(
+        "--max-render-seconds",
+        type=float,
+        default=DEFAULT_MAX_SECONDS,
+        help="hard cap on one render's duration (renders are also bounded by the MIDI length and the clip)",
+    )
+    p.add_argument(
+        "--max-render-bytes", type=int, default=DEFAULT_MAX_BYTES, help="hard cap on one render's raw output"
+    )
+    p.add_argument("--retry-failed", action="store_true", help="render again pieces recorded as failed")
+    p.add_argument("--seed", type=int, default=0, help="selection and build order")
     a = p.parse_args(argv)
     cfg = ScoreDatasetConfig(
         a.out_dir,
-        a.per_source,
-        a.max_pieces,
-        a.clip_seconds,
-        a.sample_rate,
-        a.renderer,
-        a.soundfont,
-        a.timeout,
+        per_source=a.per_source,
+        max_pieces=a.max_pieces,
+        clip_seconds=a.clip_seconds,
+        sample_rate=a.sample_rate,
+        renderer=a.renderer,
+        soundfont=a.soundfont,
+        timeout=a.timeout,
         seed=a.seed,
+        max_render_seconds=a.max_render_seconds,
+        max_render_bytes=a.max_render_bytes,
+        fluidsynth=a.fluidsynth,
+        retry_failed=a.retry_failed,
     )
     if cfg.renderer == "fluidsynth" and (
-        shutil.which("fluidsynth") is None or find_soundfont(a.soundfont) is None
+        shutil.which(cfg.fluidsynth) is None or find_soundfont(a.soundfont) is None
     ):
         print(
             "fluidsynth or a GM soundfont is missing: apt-get install fluidsynth fluid-soundfont-gm, or pass "
@@ -676,7 +870,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    build_score_dataset(cfg, log=lambda s: print(s, flush=True))
+    try:
+        build_score_dataset(cfg, log=lambda s: print(s, flush=True))
+    except KeyboardInterrupt:
+        print(f"interrupted: what was built is kept in {cfg.out_dir}; run again to resume", file=sys.stderr)
+        return 130
     return 0
 
 
