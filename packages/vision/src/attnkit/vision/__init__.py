@@ -16,7 +16,7 @@ from attnkit.vision.data import (
 )
 from attnkit.vision.inference import sliding_window_inference
 from attnkit.vision.losses import SegmentationLoss
-from attnkit.vision.metrics import HausdorffDistance95, PerImageDice, PerImageIoU
+from attnkit.vision.metrics import HausdorffDistance95, PerImageDice, PerImageIoU, PixelAUPRC, PixelAUROC
 from attnkit.vision.models import (
     GuidedAttentionModule,
     MSGANet,
@@ -27,6 +27,7 @@ from attnkit.vision.models import (
     load_encoder_weights,
 )
 from attnkit.vision.tasks import SegmentationTask
+from attnkit.vision.writers import write_segmentation
 
 __all__ = [
     "FolderSegmentationDataModule",
@@ -38,6 +39,8 @@ __all__ = [
     "MoNuSegDataModule",
     "PerImageDice",
     "PerImageIoU",
+    "PixelAUPRC",
+    "PixelAUROC",
     "SegmentationAugment",
     "SegmentationLoss",
     "SegmentationOutput",
@@ -49,4 +52,5 @@ __all__ = [
     "load_pairs",
     "read_image",
     "sliding_window_inference",
+    "write_segmentation",
 ]

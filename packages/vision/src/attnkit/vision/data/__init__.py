@@ -3,10 +3,19 @@
 from attnkit.vision.data.augment import SegmentationAugment
 from attnkit.vision.data.datamodule import FolderSegmentationDataModule, ISBI2012DataModule, MoNuSegDataModule
 from attnkit.vision.data.datasets import ImageDataset, PatchDataset, normalise
-from attnkit.vision.data.formats import ImageFormatError, list_images, load_pairs, read_image
+from attnkit.vision.data.formats import (
+    IGNORE_INDEX,
+    ImageFormatError,
+    list_images,
+    load_pairs,
+    pair_files,
+    read_image,
+    read_pair_list,
+)
 from attnkit.vision.data.registry import ISBI2012, MONUSEG
 
 __all__ = [
+    "IGNORE_INDEX",
     "ISBI2012",
     "MONUSEG",
     "FolderSegmentationDataModule",
@@ -19,5 +28,7 @@ __all__ = [
     "list_images",
     "load_pairs",
     "normalise",
+    "pair_files",
     "read_image",
+    "read_pair_list",
 ]
