@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -43,8 +44,10 @@ def _pixel_mean(per_pixel: Tensor, target: Tensor) -> Tensor:
 def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     """Cross-entropy, mean over the pixels that are not ignored (0 when all are)."""
     _check(logits, target)
-    ce = F.cross_entropy(logits.float(), target.long(), ignore_index=IGNORE_INDEX, reduction="none")
-    return _pixel_mean(ce, target)
+    # the mean reduction itself skips ignored pixels (the same arithmetic as without any); it is nan only when
+    # all are ignored, and those get no gradient, so selecting 0 then is safe (and needs no host sync)
+    ce = F.cross_entropy(logits.float(), target.long(), ignore_index=IGNORE_INDEX)
+    return torch.where((target != IGNORE_INDEX).any(), ce, torch.zeros_like(ce))
 
 
 def tversky_loss(logits: Tensor, target: Tensor, *, alpha: float = 0.5, beta: float = 0.5,
