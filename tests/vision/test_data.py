@@ -124,8 +124,11 @@ def test_jpeg_tiff_and_channel_checks(tmp_path: Path) -> None:
     (tmp_path / "u16.tif").rename(d / "u16.tif")
     [p] = load_pairs(d, None, in_channels=1)
     assert p.image.dtype == np.uint8 and p.image.max() == 255 and p.image.min() == 0
-    with pytest.raises(ImageFormatError, match=r"u16\.tif has 1 channel\(s\) but in_channels=3"):
-        load_pairs(d, None, in_channels=3)
+    [p3] = load_pairs(d, None, in_channels=3)  # greyscale for an RGB model: replicated
+    assert p3.image.shape == (3, 20, 24) and (p3.image == p.image).all()
+    Image.fromarray(rgb.transpose(1, 2, 0)).save(d / "rgb.png")
+    with pytest.raises(ImageFormatError, match=r"rgb\.png has 3 channel\(s\) but in_channels=1"):
+        load_pairs(d, None, in_channels=1)
 
 
 def test_nifti_volumes_are_sliced(tmp_path: Path) -> None:

@@ -59,7 +59,8 @@ def test_trainer_validate_and_test_whole_images(monuseg_root: Path) -> None:
     trainer.fit(task, dm)
     assert 0.0 <= float(trainer.callback_metrics["val/dice"]) <= 1.0
     [res] = trainer.test(task, dm, verbose=False)
-    assert set(res) >= {"test/dice", "test/iou", "test/hd95", "test/loss"}
+    assert set(res) >= {"test/dice", "test/iou", "test/hd95", "test/auroc", "test/auprc", "test/loss"}
+    assert 0.0 <= res["test/auroc"] <= 1.0 and 0.0 <= res["test/auprc"] <= 1.0
     assert 0.0 <= res["test/dice"] <= 1.0 and 0.0 <= res["test/iou"] <= res["test/dice"] + 1e-6
     assert task.metrics["test"]["dice"].count == 0  # reset after the epoch
 
@@ -94,6 +95,8 @@ def test_fit_test_predict_through_cli(monuseg_root: Path, tmp_path: Path) -> Non
         ov = Image.open(out / f"{tif.stem}_overlay.png")
         assert mask.shape == (72, 80) and set(np.unique(mask)) <= {0, 255}
         assert ov.size == (80, 72) and ov.mode == "RGB"
+        prob = np.asarray(Image.open(out / f"{tif.stem}_prob.png"))
+        assert prob.shape == (72, 80) and prob.dtype == np.uint16
 
 
 def test_predict_without_images_says_what_to_pass(monuseg_root: Path) -> None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     )
     from attnkit.vision.inference import sliding_window_inference
     from attnkit.vision.losses import SegmentationLoss
-    from attnkit.vision.metrics import HausdorffDistance95, PerImageDice, PerImageIoU
+    from attnkit.vision.metrics import HausdorffDistance95, PerImageDice, PerImageIoU, PixelAUPRC, PixelAUROC
     from attnkit.vision.models import (
         GuidedAttentionModule,
         MSGANet,
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         load_encoder_weights,
     )
     from attnkit.vision.tasks import SegmentationTask
+    from attnkit.vision.writers import write_segmentation
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "FolderSegmentationDataModule": "attnkit.vision.data:FolderSegmentationDataModule",
@@ -48,6 +49,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "HausdorffDistance95": "attnkit.vision.metrics:HausdorffDistance95",
     "PerImageDice": "attnkit.vision.metrics:PerImageDice",
     "PerImageIoU": "attnkit.vision.metrics:PerImageIoU",
+    "PixelAUPRC": "attnkit.vision.metrics:PixelAUPRC",
+    "PixelAUROC": "attnkit.vision.metrics:PixelAUROC",
     "GuidedAttentionModule": "attnkit.vision.models:GuidedAttentionModule",
     "MSGANet": "attnkit.vision.models:MSGANet",
     "SegmentationOutput": "attnkit.vision.models:SegmentationOutput",
@@ -56,6 +59,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "build_encoder": "attnkit.vision.models:build_encoder",
     "load_encoder_weights": "attnkit.vision.models:load_encoder_weights",
     "SegmentationTask": "attnkit.vision.tasks:SegmentationTask",
+    "write_segmentation": "attnkit.vision.writers:write_segmentation",
 })
 
 __all__ = [
@@ -68,6 +72,8 @@ __all__ = [
     "MoNuSegDataModule",
     "PerImageDice",
     "PerImageIoU",
+    "PixelAUPRC",
+    "PixelAUROC",
     "SegmentationAugment",
     "SegmentationLoss",
     "SegmentationOutput",
@@ -79,4 +85,5 @@ __all__ = [
     "load_pairs",
     "read_image",
     "sliding_window_inference",
+    "write_segmentation",
 ]

@@ -1,25 +1,53 @@
-"""Segmentation losses on logits ``(B, K, H, W)`` and integer targets ``(B, H, W)``."""
+"""Segmentation losses on logits ``(B, K, H, W)`` and integer targets ``(B, H, W)``.
+
+Target pixels equal to :data:`~attnkit.vision.data.formats.IGNORE_INDEX` (``-1``: outside the field of
+view, or a mask's ``ignore_value``) contribute nothing to any loss, nor to its gradient.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["LossName", "SegmentationLoss", "dice_loss", "focal_loss", "tversky_loss"]
+from attnkit.vision.data.formats import IGNORE_INDEX
+
+__all__ = ["LossName", "SegmentationLoss", "cross_entropy", "dice_loss", "focal_loss", "tversky_loss"]
 
 LossName = Literal["dice_ce", "ce", "dice", "focal", "tversky", "focal_tversky"]
 
 
-def _probs_onehot(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+def _check(logits: Tensor, target: Tensor) -> None:
     if logits.dim() != 4 or target.shape != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(f"expected logits (B, K, H, W) and target (B, H, W); got {tuple(logits.shape)} and "
                          f"{tuple(target.shape)}")
+
+
+def _probs_onehot(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Softmax ``(B, K, H, W)`` and one-hot target, both zero at ignored pixels."""
+    _check(logits, target)
     k = logits.shape[1]
     probs = logits.float().softmax(1)
     onehot = F.one_hot(target.long().clamp(0, k - 1), k).permute(0, 3, 1, 2).to(probs.dtype)
-    return probs, onehot
+    valid = (target != IGNORE_INDEX).unsqueeze(1).to(probs.dtype)
+    return probs * valid, onehot * valid
+
+
+def _pixel_mean(per_pixel: Tensor, target: Tensor) -> Tensor:
+    """Mean of ``per_pixel (B, H, W)`` over the pixels that are not ignored (0 when none is)."""
+    valid = target != IGNORE_INDEX
+    return (per_pixel * valid).sum() / valid.sum().clamp_min(1)
+
+
+def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Cross-entropy, mean over the pixels that are not ignored (0 when all are)."""
+    _check(logits, target)
+    # the mean reduction itself skips ignored pixels (the same arithmetic as without any); it is nan only when
+    # all are ignored, and those get no gradient, so selecting 0 then is safe (and needs no host sync)
+    ce = F.cross_entropy(logits.float(), target.long(), ignore_index=IGNORE_INDEX)
+    return torch.where((target != IGNORE_INDEX).any(), ce, torch.zeros_like(ce))
 
 
 def tversky_loss(logits: Tensor, target: Tensor, *, alpha: float = 0.5, beta: float = 0.5,
@@ -44,7 +72,7 @@ def tversky_loss(logits: Tensor, target: Tensor, *, alpha: float = 0.5, beta: fl
     dims = (0, 2, 3)
     tp = (probs * onehot).sum(dims)
     fp = (probs * (1 - onehot)).sum(dims)
-    fn = ((1 - probs) * onehot).sum(dims)
+    fn = ((1 - probs) * onehot).sum(dims)  # probs and onehot are 0 at ignored pixels: no fp, no fn there
     ti = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
     return ((1 - ti) ** gamma).mean()
 
@@ -56,10 +84,11 @@ def dice_loss(logits: Tensor, target: Tensor, *, smooth: float = 1.0,
 
 
 def focal_loss(logits: Tensor, target: Tensor, *, gamma: float = 2.0) -> Tensor:
-    """Multi-class focal loss (Lin et al. 2017), mean over pixels."""
+    """Multi-class focal loss (Lin et al. 2017), mean over the pixels that are not ignored."""
+    _check(logits, target)
     logp = F.log_softmax(logits.float(), dim=1)
-    logpt = logp.gather(1, target.long().unsqueeze(1)).squeeze(1)
-    return (-((1 - logpt.exp()) ** gamma) * logpt).mean()
+    logpt = logp.gather(1, target.long().clamp_min(0).unsqueeze(1)).squeeze(1)
+    return _pixel_mean(-((1 - logpt.exp()) ** gamma) * logpt, target)
 
 
 class SegmentationLoss(nn.Module):
@@ -91,11 +120,11 @@ class SegmentationLoss(nn.Module):
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         """Scalar loss."""
         if self.name == "ce":
-            return F.cross_entropy(logits.float(), target.long())
+            return cross_entropy(logits, target)
         if self.name == "dice":
             return dice_loss(logits, target)
         if self.name == "dice_ce":
-            ce = F.cross_entropy(logits.float(), target.long())
+            ce = cross_entropy(logits, target)
             return ce + self.dice_weight * dice_loss(logits, target)
         if self.name == "focal":
             return focal_loss(logits, target, gamma=self.gamma)

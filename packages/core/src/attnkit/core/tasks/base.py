@@ -204,11 +204,12 @@ class PredictionWriter(BasePredictionWriter):
         """Hand the epoch's predictions to the task's writer."""
         if not isinstance(pl_module, Task):
             return
-        preds = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
+        multi = len(trainer.num_predict_batches) > 1  # then one list of batch outputs per dataloader
+        preds = [p for loader in predictions for p in loader] if multi else list(predictions)
         suffix = f"-rank{trainer.global_rank}" if trainer.world_size > 1 else ""
         directory = pl_module.prediction_dir
         directory.mkdir(parents=True, exist_ok=True)
-        self.written = pl_module.write_predictions(list(preds), directory, suffix)
+        self.written = pl_module.write_predictions(preds, directory, suffix)
         files = sorted(p for p in directory.rglob("*") if p.is_file())
         if trainer.is_global_zero:
             print(f"attnkit: predictions: {len(files)} file(s) in {directory}", file=sys.stderr)

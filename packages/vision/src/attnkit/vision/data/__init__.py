@@ -9,7 +9,15 @@ if TYPE_CHECKING:
     from attnkit.vision.data.augment import SegmentationAugment
     from attnkit.vision.data.datamodule import FolderSegmentationDataModule, ISBI2012DataModule, MoNuSegDataModule
     from attnkit.vision.data.datasets import ImageDataset, PatchDataset, normalise
-    from attnkit.vision.data.formats import ImageFormatError, list_images, load_pairs, read_image
+    from attnkit.vision.data.formats import (
+        IGNORE_INDEX,
+        ImageFormatError,
+        list_images,
+        load_pairs,
+        pair_files,
+        read_image,
+        read_pair_list,
+    )
     from attnkit.vision.data.registry import ISBI2012, MONUSEG
 
 __getattr__, __dir__ = lazy_exports(__name__, {
@@ -20,15 +28,19 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "ImageDataset": "attnkit.vision.data.datasets:ImageDataset",
     "PatchDataset": "attnkit.vision.data.datasets:PatchDataset",
     "normalise": "attnkit.vision.data.datasets:normalise",
+    "IGNORE_INDEX": "attnkit.vision.data.formats:IGNORE_INDEX",
     "ImageFormatError": "attnkit.vision.data.formats:ImageFormatError",
     "list_images": "attnkit.vision.data.formats:list_images",
     "load_pairs": "attnkit.vision.data.formats:load_pairs",
+    "pair_files": "attnkit.vision.data.formats:pair_files",
     "read_image": "attnkit.vision.data.formats:read_image",
+    "read_pair_list": "attnkit.vision.data.formats:read_pair_list",
     "ISBI2012": "attnkit.vision.data.registry:ISBI2012",
     "MONUSEG": "attnkit.vision.data.registry:MONUSEG",
 })
 
 __all__ = [
+    "IGNORE_INDEX",
     "ISBI2012",
     "MONUSEG",
     "FolderSegmentationDataModule",
@@ -41,5 +53,7 @@ __all__ = [
     "list_images",
     "load_pairs",
     "normalise",
+    "pair_files",
     "read_image",
+    "read_pair_list",
 ]

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from attnkit.core.data import dataset_dir, fetch
 from attnkit.vision.data.augment import SegmentationAugment
 from attnkit.vision.data.datasets import ImageDataset, PatchDataset
-from attnkit.vision.data.formats import SegmentationPair, load_pairs
+from attnkit.vision.data.formats import DEFAULT_PATTERN, Intensity, SegmentationPair, load_pairs
 
 __all__ = ["FolderSegmentationDataModule", "ISBI2012DataModule", "MoNuSegDataModule", "collate_images"]
 
@@ -31,22 +31,28 @@ def collate_images(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class FolderSegmentationDataModule(LightningDataModule):
-    """Image/mask folders: random augmented patches for training, whole images for evaluation.
+    r"""Image/mask folders: random augmented patches for training, whole images for evaluation.
 
-    Masks pair with images by file stem (``a.tif`` with ``a.png``). Validation, test and prediction
-    images are served whole, one per batch; the task predicts them with sliding windows.
+    Masks pair with images by file stem (``a.tif`` with ``a.png``), by a file-name pattern
+    (``mask_pattern``, ``id_regex``) or by a CSV list given instead of an image folder. An optional
+    field-of-view mask per image (``*_fov`` folders, ``fov_pattern``) marks the pixels that count: the others
+    are ignored by the loss and by every metric. Validation, test and prediction images are served whole, one
+    per batch; the task predicts them with sliding windows. File reading and conversions:
+    :func:`attnkit.vision.data.formats.load_pairs`.
 
     Args:
         root: folder the relative paths below start from (default: the working directory).
-        train_images: training images.
+        train_images: training images: a folder, or a CSV file with columns ``image,mask[,fov]`` (paths
+            relative to the CSV's folder; the ``*_masks`` and ``*_fov`` folders are then unused).
         train_masks: training masks.
-        val_images: validation images (``None``: no validation).
+        val_images: validation images, folder or CSV (``None``: no validation).
         val_masks: validation masks.
-        test_images: test images (``None``: no test set).
+        test_images: test images, folder or CSV (``None``: no test set).
         test_masks: test masks.
-        predict_dir: unlabelled images for ``predict``.
+        predict_dir: folder of unlabelled images for ``predict``.
         num_classes: classes ``K`` including background 0.
-        in_channels: image channels (1 grey or 3 RGB); images must match.
+        in_channels: image channels (1 grey or 3 RGB); images must match, except that greyscale images are
+            replicated to 3 channels when ``in_channels=3``.
         mask_values: raw mask value of each class, e.g. ``[0, 255]`` (default: ``0..K-1``, or ``{0, 255}``
             for binary masks).
         patch_size: side of the random training patches.
@@ -59,6 +65,17 @@ class FolderSegmentationDataModule(LightningDataModule):
         colour_jitter: brightness / contrast / saturation strength (hue a quarter of it); 0: off.
         mean: normalisation mean per channel (default ImageNet for RGB, 0.5 for grey).
         std: normalisation std per channel.
+        train_fov: field-of-view masks of the training images (nonzero = counts; ``None``: all pixels).
+        val_fov: field-of-view masks of the validation images.
+        test_fov: field-of-view masks of the test images.
+        mask_pattern: mask file name for an image: ``{stem}`` is the image's name without suffix, ``{id}``
+            what ``id_regex`` picks out of it; ``.*`` at the end means any image suffix; ``*``/``?`` glob.
+        fov_pattern: field-of-view file name for an image (same fields).
+        id_regex: regular expression searched in the image stem; its first group (or whole match) is
+            ``{id}`` (``"^(\d+)_"`` gives ``21`` for ``21_training``).
+        ignore_value: raw mask value meaning "don't care" (ignored like pixels outside the field of view).
+        intensity: how images that are not 8-bit become 8-bit: ``"percentile"`` (each image's 0.5 / 99.5
+            percentiles to 0 / 255) or ``"dtype"`` (divide by the dtype's range, e.g. 65535).
 
     """
 
@@ -85,12 +102,23 @@ class FolderSegmentationDataModule(LightningDataModule):
         colour_jitter: float = 0.0,
         mean: list[float] | None = None,
         std: list[float] | None = None,
+        train_fov: str | None = None,
+        val_fov: str | None = None,
+        test_fov: str | None = None,
+        mask_pattern: str = DEFAULT_PATTERN,
+        fov_pattern: str = DEFAULT_PATTERN,
+        id_regex: str | None = None,
+        ignore_value: int | None = None,
+        intensity: Intensity = "percentile",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.root = root
         self.num_classes, self.in_channels = num_classes, in_channels
         self.mask_values = mask_values
+        self._fov = {"train": train_fov, "val": val_fov, "test": test_fov}
+        self.mask_pattern, self.fov_pattern, self.id_regex = mask_pattern, fov_pattern, id_regex
+        self.ignore_value, self.intensity = ignore_value, intensity
         self.patch_size, self.samples_per_epoch = patch_size, samples_per_epoch
         self.batch_size, self.num_workers = batch_size, num_workers
         self.predict_dir = predict_dir
@@ -110,18 +138,22 @@ class FolderSegmentationDataModule(LightningDataModule):
         """Folder the relative split paths start from."""
         return Path(self.root) if self.root is not None else Path.cwd()
 
-    def _load(self, images: str | None, masks: str | None) -> list[SegmentationPair]:
+    def _load(self, images: str | None, masks: str | None, fov: str | None = None) -> list[SegmentationPair]:
         if images is None:
             return []
         base = self.base_dir
-        mask_dir = None if masks is None else base / masks
-        return load_pairs(base / images, mask_dir, num_classes=self.num_classes,
-                          mask_values=self.mask_values, in_channels=self.in_channels)
+        csv_list = images.lower().endswith(".csv")
+        mask_dir = None if masks is None or csv_list else base / masks
+        fov_dir = None if fov is None or csv_list else base / fov
+        return load_pairs(base / images, mask_dir, num_classes=self.num_classes, mask_values=self.mask_values,
+                          in_channels=self.in_channels, mask_pattern=self.mask_pattern, fov_dir=fov_dir,
+                          fov_pattern=self.fov_pattern, id_regex=self.id_regex, ignore_value=self.ignore_value,
+                          intensity=self.intensity)
 
     def load_split(self, split: str) -> list[SegmentationPair]:
         """Return the pairs of ``"train"``, ``"val"`` or ``"test"`` (loaded once, then cached)."""
         if split not in self.splits:
-            self.splits[split] = self._load(*self._dirs[split])
+            self.splits[split] = self._load(*self._dirs[split], self._fov[split])
         return self.splits[split]
 
     def setup(self, stage: str) -> None:
@@ -170,7 +202,7 @@ class FolderSegmentationDataModule(LightningDataModule):
         if self.predict_dir is None:
             raise ValueError("predict needs images: pass --data.predict_dir FOLDER")
         pairs = load_pairs(Path(self.predict_dir), None, num_classes=self.num_classes,
-                           in_channels=self.in_channels)
+                           in_channels=self.in_channels, intensity=self.intensity)
         return self._whole(pairs)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -15,7 +17,8 @@ from torchmetrics import Metric
 from attnkit.core.tasks.base import Task
 from attnkit.vision.inference import sliding_window_inference
 from attnkit.vision.losses import LossName, SegmentationLoss
-from attnkit.vision.metrics import HausdorffDistance95, PerImageDice, PerImageIoU
+from attnkit.vision.metrics import HausdorffDistance95, PerImageDice, PerImageIoU, PixelAUPRC, PixelAUROC
+from attnkit.vision.writers import ProbabilityFormat, write_segmentation
 
 __all__ = ["SegmentationTask", "overlay"]
 
@@ -65,8 +68,11 @@ class SegmentationTask(Task):
         overlap: sliding-window overlap.
         sw_batch_size: windows per forward pass.
         pad_multiple: whole-image inference pads to a multiple of this (the encoder stride).
-        output_dir: where ``predict`` writes ``<name>_mask.png`` and ``<name>_overlay.png`` (default
-            ``<run>/predictions/``).
+        output_dir: where ``predict`` writes ``<name>_mask.png``, ``<name>_overlay.png`` and the
+            probabilities (see :func:`~attnkit.vision.writers.write_segmentation`); default
+            ``<run>/predictions/``.
+        save_probabilities: probability maps ``predict`` writes: ``"png"`` (16-bit), ``"npy"``, ``"tif"``
+            (float32) or ``"none"``.
         optimizer: builds the optimiser.
         scheduler: builds the learning-rate scheduler (optional).
 
@@ -92,6 +98,7 @@ class SegmentationTask(Task):
         sw_batch_size: int = 4,
         pad_multiple: int = 32,
         output_dir: str | None = None,
+        save_probabilities: ProbabilityFormat = "png",
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -102,9 +109,13 @@ class SegmentationTask(Task):
         self.deep_supervision_weight, self.aux_weight = deep_supervision_weight, aux_weight
         self.patch_size, self.overlap, self.sw_batch_size = patch_size, overlap, sw_batch_size
         self.pad_multiple, self.output_dir = pad_multiple, output_dir
+        if output_dir is not None:
+            self._prediction_dir = Path(output_dir)
+        self.save_probabilities: ProbabilityFormat = save_probabilities
         self.metrics = nn.ModuleDict({
             stage: nn.ModuleDict({"dice": PerImageDice(num_classes), "iou": PerImageIoU(num_classes),
-                                  "hd95": HausdorffDistance95(num_classes)})
+                                  "hd95": HausdorffDistance95(num_classes), "auroc": PixelAUROC(num_classes),
+                                  "auprc": PixelAUPRC(num_classes)})
             for stage in ("val", "test")
         })
 
@@ -161,31 +172,45 @@ class SegmentationTask(Task):
             metrics = cast(nn.ModuleDict, self.metrics[stage])
             for name, module in metrics.items():
                 metric = cast(Metric, module)
-                metric.update(preds, target)
+                metric.update(logits if getattr(metric, "takes_logits", False) else preds, target)
                 self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, batch_size=1)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Dice, IoU, HD95 and loss on whole validation images."""
+        """Dice, IoU, HD95, AUROC, AUPRC and loss on whole validation images."""
         self._evaluate(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Dice, IoU, HD95 and loss on whole test images."""
+        """Dice, IoU, HD95, AUROC, AUPRC and loss on whole test images."""
         self._evaluate(batch, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
-        """Predict whole images and write ``<name>_mask.png`` and ``<name>_overlay.png`` to ``output_dir``."""
+        """Predict whole images; write ``<name>_mask.png``, probabilities and ``<name>_overlay.png``."""
         from PIL import Image
 
-        out_dir = Path(self.output_dir) if self.output_dir is not None else self.prediction_dir
+        out_dir = self.prediction_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         images = batch["image"] if isinstance(batch["image"], list) else list(batch["image"])
         results = []
         for image, raw, name in zip(images, batch["raw"], batch["name"], strict=True):
-            labels = self.predict_logits(image[None]).argmax(1)[0].cpu().numpy().astype(np.uint8)
-            stored = labels * 255 if self.num_classes == 2 else labels
+            probs = self.predict_logits(image[None]).softmax(1)[0]
+            labels = probs.argmax(0).cpu().numpy().astype(np.uint8)
             safe = str(name).replace("#", "_z")
-            mask_path, overlay_path = out_dir / f"{safe}_mask.png", out_dir / f"{safe}_overlay.png"
-            Image.fromarray(stored).save(mask_path)
+            written = write_segmentation(out_dir / safe, probs, prob_format=self.save_probabilities)
+            overlay_path = out_dir / f"{safe}_overlay.png"
             Image.fromarray(overlay(np.asarray(raw), labels)).save(overlay_path)
-            results.append({"name": name, "mask": str(mask_path), "overlay": str(overlay_path)})
+            results.append({"name": name, **written, "overlay": str(overlay_path)})
         return results
+
+    def write_predictions(self, predictions: Sequence[Any], directory: Path, suffix: str = "") -> list[Path]:
+        """The images were written by :meth:`predict_step`; add ``index{suffix}.csv`` naming each one's files."""
+        rows = [r for batch in predictions for r in (batch or [])]
+        if not rows:
+            return []
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        path = directory / f"index{suffix}.csv"
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns)
+            w.writeheader()
+            w.writerows({k: (Path(v).name if k != "name" and isinstance(v, str) else v) for k, v in r.items()}
+                        for r in rows)
+        return [path]
