@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -128,6 +128,9 @@ def _plain(value: Any) -> bool:
 def configurable(cls: T) -> T:
     """Class decorator: instances remember their constructor arguments for :func:`model_spec`.
 
+    The class also gains ``from_checkpoint(path)`` (unless it defines one): the model of an ``attnkit fit``
+    checkpoint, weights only (``SASRec.from_checkpoint("runs/sasrec-games/checkpoints/best.ckpt")``).
+
     Only plain values (numbers, strings, ``None`` and lists/dicts of them) are recorded; a model built with
     anything else (a module, a tensor) has no spec and must be rebuilt by hand before loading weights.
     """
@@ -151,7 +154,18 @@ def configurable(cls: T) -> T:
             object.__setattr__(self, "_attnkit_spec", spec if _plain(values) else None)
 
     cls.__init__ = __init__  # type: ignore[misc]
+    if "from_checkpoint" not in vars(cls):
+        cls.from_checkpoint = classmethod(_from_checkpoint)  # type: ignore[attr-defined]
     return cls
+
+
+def _from_checkpoint(cls: type, checkpoint: str | Path, map_location: str = "cpu", strict: bool = True) -> Any:
+    """Load this model from a checkpoint written by ``attnkit fit`` (weights only), in eval mode."""
+    model = load_model(checkpoint, map_location=map_location, strict=strict)
+    if not isinstance(model, cls):
+        raise ValueError(f"{checkpoint} holds a {type(model).__name__}, not a {cls.__name__}; "
+                         "use attnkit.core.models.load_model to load whatever it holds")
+    return model
 
 
 def model_spec(model: nn.Module) -> dict[str, Any] | None:
@@ -266,7 +280,3 @@ def _read_checkpoint(checkpoint: str | Path | Mapping[str, Any], map_location: s
         return torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError) as e:
         raise ValueError(f"checkpoint {path} is truncated or not a checkpoint file ({str(e).splitlines()[0]})") from e
-
-
-def _callable_name(fn: Callable[..., Any]) -> str:
-    return f"{fn.__module__}.{fn.__qualname__}"

@@ -7,6 +7,7 @@ from attnkit.recsys.data import registry as _registry  # noqa: F401  (registers 
 from attnkit.recsys.models import registry as _model_registry  # noqa: F401  (registers the models)
 
 if TYPE_CHECKING:
+    from attnkit.core.models import load_model
     from attnkit.recsys.data import (
         LeaveOneOut,
         SequenceData,
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from attnkit.recsys.tasks import NextItemTask, TopKWriter
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "load_model": "attnkit.core.models:load_model",
     "LeaveOneOut": "attnkit.recsys.data:LeaveOneOut",
     "SequenceData": "attnkit.recsys.data:SequenceData",
     "SequentialDataModule": "attnkit.recsys.data:SequentialDataModule",
@@ -49,6 +51,7 @@ __all__ = [
     "SequentialDataModule",
     "TopKWriter",
     "leave_one_out",
+    "load_model",
     "read_interactions_table",
     "read_movielens",
     "read_sasrec_txt",

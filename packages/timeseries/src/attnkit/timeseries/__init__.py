@@ -7,6 +7,7 @@ from attnkit.timeseries.data import registry as _registry  # noqa: F401  (regist
 from attnkit.timeseries.models import registry as _model_registry  # noqa: F401  (registers the models)
 
 if TYPE_CHECKING:
+    from attnkit.core.models import load_model
     from attnkit.timeseries.data import (
         AirQualityDataModule,
         ETTDataModule,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from attnkit.timeseries.tasks import ImputationTask
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "load_model": "attnkit.core.models:load_model",
     "AirQualityDataModule": "attnkit.timeseries.data:AirQualityDataModule",
     "ETTDataModule": "attnkit.timeseries.data:ETTDataModule",
     "ImputationDataModule": "attnkit.timeseries.data:ImputationDataModule",
@@ -71,6 +73,7 @@ __all__ = [
     "TableDataModule",
     "block_mask",
     "from_pypots_state_dict",
+    "load_model",
     "load_physionet2012",
     "mcar_mask",
     "plot_imputation",

@@ -12,6 +12,7 @@ from attnkit.vision.data import registry as _registry  # noqa: F401  (registers 
 from attnkit.vision.models import registry as _model_registry  # noqa: F401  (registers the models)
 
 if TYPE_CHECKING:
+    from attnkit.core.models import load_model
     from attnkit.vision.data import (
         FolderSegmentationDataModule,
         ImageFormatError,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from attnkit.vision.writers import write_segmentation
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "load_model": "attnkit.core.models:load_model",
     "FolderSegmentationDataModule": "attnkit.vision.data:FolderSegmentationDataModule",
     "ImageFormatError": "attnkit.vision.data:ImageFormatError",
     "ISBI2012DataModule": "attnkit.vision.data:ISBI2012DataModule",
@@ -82,6 +84,7 @@ __all__ = [
     "UTransformer",
     "build_encoder",
     "load_encoder_weights",
+    "load_model",
     "load_pairs",
     "read_image",
     "sliding_window_inference",

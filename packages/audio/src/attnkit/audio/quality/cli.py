@@ -28,7 +28,8 @@ def add_quality_parser(sub: Any) -> None:
         choices=["nisqa", "nisqa_mos_only", "nisqa_tts"],
         help="released checkpoint to use (default: nisqa = MOS + 4 dimensions)",
     )
-    p.add_argument("--weights", type=Path, default=None, help="checkpoint file (overrides --model)")
+    p.add_argument("--weights", "--checkpoint", type=Path, default=None,
+                   help="checkpoint file (overrides --model): an original NISQA .tar or a .ckpt from `attnkit fit`")
     p.add_argument(
         "--download",
         action="store_true",

@@ -150,8 +150,9 @@ def load_nisqa_checkpoint(
     """Build the model described by an original NISQA checkpoint, load its weights, set eval mode.
 
     Args:
-        path: ``nisqa.tar``, ``nisqa_mos_only.tar``, ``nisqa_tts.tar`` or a checkpoint trained with the
-            original code (same ``args`` / ``model_state_dict`` layout).
+        path: ``nisqa.tar``, ``nisqa_mos_only.tar``, ``nisqa_tts.tar``, a checkpoint trained with the
+            original code (same ``args`` / ``model_state_dict`` layout), or a ``.ckpt`` written by
+            ``attnkit fit`` with :class:`SpeechQualityTask` (its feature settings are stored with it).
         map_location: device for the tensors.
 
     Returns:
@@ -165,6 +166,11 @@ def load_nisqa_checkpoint(
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:
         raise CheckpointError(f"{p}: cannot be read with torch.load(weights_only=True) ({e})") from e
+    if isinstance(ckpt, dict) and "attnkit" in ckpt:  # trained with `attnkit fit` (SpeechQualityTask)
+        from attnkit.core.models import load_model
+
+        meta = dict(ckpt["attnkit"].get("meta") or {})
+        return load_model(ckpt, map_location=str(map_location)), NISQAFeatures(**dict(meta.get("features") or {}))
     if not isinstance(ckpt, dict) or "args" not in ckpt or "model_state_dict" not in ckpt:
         keys = list(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+import dataclasses
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -116,5 +117,16 @@ class SpeechQualityTask(Task):
     def on_test_epoch_end(self) -> None:  # noqa: D102
         self._eval_end("test")
 
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
-        return self(batch["segments"], batch["lengths"])
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """Predicted scores ``(B, K)``, one column per output name (``predictions.csv``)."""
+        pred = self(batch["segments"], batch["lengths"]).float()
+        return {name: pred[:, i] for i, name in enumerate(self.names)}
+
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        """The feature settings of the data, so that ``attnkit-audio quality --weights`` scores files alike."""
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        features = getattr(dm, "features", None)
+        if features is None or not dataclasses.is_dataclass(features):
+            return {}
+        values = {f.name: getattr(features, f.name) for f in dataclasses.fields(features) if f.name != "stft_dtype"}
+        return {"features": values}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -136,19 +135,15 @@ class MusicTaggingTask(Task):
                             ]
                         )
 
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
-        return self.predict_songs(batch)
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """Song-level tag probabilities ``(S, K)``, one column per tag (``predictions.csv``)."""
+        probs = self.predict_songs(batch)
+        return {tag: probs[:, i] for i, tag in enumerate(self.tags)}
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store how to rebuild the bare model (class path, init args, tag names) for :func:`load_tagger`."""
-        cls = type(self.model)
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        """Tag names and the training chunk length, for ``attnkit-audio tag`` and :func:`load_tagger`."""
         dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        checkpoint["attnkit_tagger"] = {
-            "class_path": f"{cls.__module__}.{cls.__qualname__}",
-            "init_args": dict(getattr(self.model, "config", {})),
-            "tags": self.tags,
-            "chunk_seconds": getattr(dm, "chunk_seconds", None),
-        }
+        return {"tags": list(self.tags), "chunk_seconds": getattr(dm, "chunk_seconds", None)}
 
 
 def _num_outputs(model: nn.Module) -> int | None:
@@ -176,12 +171,19 @@ def load_tagger(path: str | Path, map_location: str = "cpu") -> tuple[nn.Module,
             "(it writes runs/tagging-scores/checkpoints/best.ckpt) or pass --ckpt"
         )
     ckpt = torch.load(p, map_location=map_location, weights_only=True)
-    spec = ckpt.get("attnkit_tagger") if isinstance(ckpt, dict) else None
+    if isinstance(ckpt, dict) and "attnkit" in ckpt:
+        from attnkit.core.models import load_model
+
+        meta = dict(ckpt["attnkit"].get("meta") or {})
+        if "tags" not in meta:
+            raise ValueError(f"{p}: not a MusicTaggingTask checkpoint (no tag names stored with it)")
+        return load_model(ckpt, map_location=map_location), list(meta["tags"]), meta.get("chunk_seconds")
+    spec = ckpt.get("attnkit_tagger") if isinstance(ckpt, dict) else None  # written before attnkit 0.2
     if spec is None:
-        raise ValueError(f"{p}: not a MusicTaggingTask checkpoint (no 'attnkit_tagger' entry)")
-    module, _, name = spec["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    model = cls(**spec["init_args"])
+        raise ValueError(f"{p}: not a MusicTaggingTask checkpoint (no 'attnkit' entry)")
+    from attnkit.core.models import build_model
+
+    model = build_model({"class_path": spec["class_path"], "init_args": spec["init_args"]})
     state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(state)
     return model.eval(), list(spec["tags"]), spec.get("chunk_seconds")

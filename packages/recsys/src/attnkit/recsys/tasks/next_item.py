@@ -233,11 +233,11 @@ class NextItemTask(Task):
         return {"user": batch["user"], "items": top.indices, "scores": top.values}
 
     def write_predictions(self, predictions: Sequence[Any], directory: Path, suffix: str = "") -> list[Path]:
-        """Write ``top_k{suffix}.csv``: ``user,rank,item,score`` with the dataset's own ids."""
+        """Write ``predictions{suffix}.csv``: ``user,rank,item,score`` with the dataset's own ids."""
         from attnkit.recsys.tasks.writer import write_top_k
 
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         rows = [p for p in predictions if p]
         if not rows:
             return []
-        return [write_top_k(rows, directory / f"top_k{suffix}.csv", dm)]
+        return [write_top_k(rows, directory / f"predictions{suffix}.csv", dm)]

@@ -96,6 +96,7 @@ class ImputationTask(Task):
     # -- resuming ------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Save the random state the training masks are drawn from, so a resumed run draws the same masks."""
+        super().on_save_checkpoint(checkpoint)
         checkpoint["mit_rng_state"] = {"cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             checkpoint["mit_rng_state"]["cuda"] = torch.cuda.get_rng_state(self.device)
