@@ -43,7 +43,8 @@ def add_tag_parser(sub: Any) -> None:
     )
     p.add_argument("path", help="an audio file or a folder (searched recursively)")
     p.add_argument(
-        "--ckpt", "--checkpoint", default=DEFAULT_CKPT, help=f"checkpoint of a MusicTaggingTask run (default {DEFAULT_CKPT})"
+        "--ckpt", "--checkpoint", default=DEFAULT_CKPT,
+        help=f"checkpoint of a MusicTaggingTask run (default {DEFAULT_CKPT})"
     )
     p.add_argument("-k", "--top-k", type=int, default=5, help="tags to print per file")
     p.add_argument(
