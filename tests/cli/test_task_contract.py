@@ -125,3 +125,24 @@ def test_fast_paths_import_no_heavy_modules(code: str) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     loaded = out.stdout.strip().splitlines()[-1].split()[1:]
     assert loaded == [], f"{code!r} imported {loaded}"
+
+
+def test_one_file_quality_prediction_imports_no_lightning(tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from attnkit.audio.quality.convert import export_nisqa_checkpoint
+    from attnkit.audio.quality.model import NISQA
+
+    weights = export_nisqa_checkpoint(NISQA(), tmp_path / "nisqa.tar")
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, (0.1 * np.sin(np.arange(48000) / 16000 * 2 * np.pi * 220)).astype("float32"), 16000)
+    probe = (f"from attnkit.audio.cli import main\nassert main(['quality', {str(clip)!r}, '--weights', "
+             f"{str(weights)!r}]) == 0\nimport sys\n"
+             "print('LOADED:', *[m for m in ('lightning', 'torchmetrics', 'matplotlib', 'scipy', 'music21', "
+             "'pandas') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "mos=" in out.stdout
+    assert out.stdout.strip().splitlines()[-1].split()[1:] == []

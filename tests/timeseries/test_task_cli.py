@@ -98,5 +98,5 @@ def test_packaged_configs_smoke(config: str, fixture: str, request: pytest.Fixtu
     assert main(["test", "-c", config, "--data.root", str(root), "--trainer.fast_dev_run=true"]) == 0
     if config == "saits-ett":
         assert main(["predict", "-c", config, "--data.root", str(root), "--trainer.fast_dev_run=true"]) == 0
-        written = Path("runs") / config / "imputed.csv"
+        written = Path("runs") / config / "predictions" / "imputed.csv"
         assert written.is_file() and len(pd.read_csv(written)) == 400

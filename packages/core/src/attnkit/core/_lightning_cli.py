@@ -23,6 +23,9 @@ __all__ = ["AttnkitCLI", "LogIntervalFitsEpoch", "find_class"]
 
 # attnkit fits the interval to short epochs itself (LogIntervalFitsEpoch), so Lightning's advice is moot.
 warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
+# `attnkit` hands LightningCLI the resolved arguments (config names -> paths) while sys.argv keeps what the user
+# typed, because Lightning's DDP launcher restarts the command from sys.argv in the other processes.
+warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
 # Lightning 2.6 with torch 2.11 warns about its own use of a deprecated torch pytree API on every run.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
@@ -179,8 +182,9 @@ class AttnkitCLI(LightningCLI):
         where = f"run in {_rel(trainer.default_root_dir)}"
         if folder is not None:
             where += f": checkpoints in {_rel(folder)} (best.ckpt, last.ckpt)"
-        if trainer.log_dir:
-            where += f", logs in {_rel(trainer.log_dir)}"
+        log_dir = getattr(trainer.loggers[0], "log_dir", None) if trainer.loggers else None  # no collective
+        if log_dir:
+            where += f", logs in {_rel(log_dir)}"
         lines.append(where)
         for line in lines:
             print(f"attnkit: {line}", file=sys.stderr)

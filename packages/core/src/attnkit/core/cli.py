@@ -282,12 +282,8 @@ def _run(args: list[str]) -> int:
     run_name = paths[0].stem if paths else (task.__name__ if task is not None else "default")
     from attnkit.core._lightning_cli import AttnkitCLI
 
-    argv0 = sys.argv
-    sys.argv = sys.argv[:1]  # LightningCLI warns when it is given `args` and sys.argv holds them too
-    try:
-        AttnkitCLI(links=links, run_dir=Path(runs_root) / run_name, args=args)
-    finally:
-        sys.argv = argv0
+    # sys.argv stays as the user typed it: DDP's launcher starts the other processes with it.
+    AttnkitCLI(links=links, run_dir=Path(runs_root) / run_name, args=args)
     return 0
 
 
