@@ -12,7 +12,7 @@ Each (group, L) runs in its own subprocess (FlexAttention compiles once per shap
   memory one call needs, including everything torch allocates on CPU (``tracemalloc`` would not see it).
   Page granularity and malloc reuse make values below ~1 MB meaningless; glibc's dynamic mmap threshold
   can also keep freed blocks of the warm-up resident and hide part of the peak -- ``--exact-memory`` fixes
-  the threshold so that the column grows as the allocations do;
+  the threshold so that the column grows as the allocations do.
 
 Cases (float32, D = 64 per head, B = 1, H = 4, one thread by default):
 
