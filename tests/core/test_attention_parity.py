@@ -222,10 +222,12 @@ def test_auto_choices() -> None:
     assert choose_backend(q, q, None, return_weights=True)[0] == "math"
     long = torch.randn(1, 1, 2048, 8)
     expect = "flex" if flex.is_available(long) else "sdpa"
-    assert choose_backend(long, long, SlidingWindowMask(128))[0] == expect
-    assert choose_backend(long, long, SlidingWindowMask(128), dropout=0.1)[0] == "sdpa"
-    assert choose_backend(long.double(), long.double(), SlidingWindowMask(128))[0] == "sdpa"
-    assert choose_backend(long, long, SlidingWindowMask(128), bias=torch.zeros(1, 1, 1, 2048))[0] == "sdpa"
+    docs = DocumentMask(torch.arange(2048) // 100)
+    assert choose_backend(long, long, docs)[0] == expect
+    assert choose_backend(long, long, SlidingWindowMask(128))[0] == "local"  # see test_attention_local.py
+    assert choose_backend(long, long, docs, dropout=0.1)[0] == "sdpa"
+    assert choose_backend(long.double(), long.double(), docs)[0] == "sdpa"
+    assert choose_backend(long, long, docs, bias=torch.zeros(1, 1, 1, 2048))[0] == "sdpa"
 
 
 def test_bad_bias_is_explained() -> None:
@@ -315,7 +317,7 @@ def test_flex_failure_raises_by_name_and_auto_uses_sdpa(monkeypatch: pytest.Monk
     monkeypatch.setattr(functional, "_flex_failed", set())
     monkeypatch.setattr(flex, "unavailable_reason", lambda q: None)
     q = torch.randn(1, 1, functional.FLEX_MIN_LENGTH, 4)
-    mask = SlidingWindowMask(8)
+    mask = DocumentMask(torch.arange(functional.FLEX_MIN_LENGTH) // 64)
     with pytest.raises(BackendUnavailableError, match="simulated"):
         attention(q, q, q, mask, backend="flex")
     with record_backends() as used:
