@@ -291,9 +291,8 @@ def _list_datasets() -> int:
     root = data_root()
     print(f"data root: {root} (set ATTNKIT_DATA_DIR to change)")
     for ds in registered():
-        missing = ds.missing()
-        state = "present" if not missing else ("missing" if len(missing) == len(ds.files) else "partial")
-        print(f"{ds.id:<20} {state:<8} {_human(ds.size):>9}  {ds.description}")
+        state = ds.state()
+        print(f"{ds.id:<20} {state:<9} {_human(ds.size):>9}  {ds.description}")
         print(f"{'':<20} licence: {ds.licence}")
         if ds.citation:
             print(f"{'':<20} cite: {ds.citation}")

@@ -559,9 +559,13 @@ def build_score_dataset(
     """
     out = Path(cfg.out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
+    if pieces is None:
+        log("selecting pieces from the music21 corpus ...")
     pieces = list(
         pieces if pieces is not None else select_corpus_pieces(cfg.per_source, cfg.max_pieces, cfg.seed)
     )
+    log(f"rendering {len(pieces)} pieces ({cfg.renderer}, up to {cfg.timeout:.0f} s each) into {out}; "
+        "finished pieces are kept if interrupted")
     done: dict[str, dict[str, Any]] = {}
     jsonl = out / "pieces.jsonl"
     if jsonl.is_file():

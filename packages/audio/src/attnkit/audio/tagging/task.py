@@ -14,6 +14,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from attnkit.audio.tagging.metrics import TagAUC, format_tag_table
+from attnkit.core.errors import CheckpointError, CheckpointNotFoundError
+from attnkit.core.io import load_checkpoint
 from attnkit.core.tasks.optim import build_optimization
 
 __all__ = ["MusicTaggingTask", "load_tagger", "song_average"]
@@ -180,14 +182,17 @@ def load_tagger(path: str | Path, map_location: str = "cpu") -> tuple[nn.Module,
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(
+        raise CheckpointNotFoundError(
             f"{p}: no such checkpoint; train one with `attnkit fit -c tagging-scores` "
             "(it writes runs/tagging-scores/checkpoints/best.ckpt) or pass --ckpt"
         )
-    ckpt = torch.load(p, map_location=map_location, weights_only=True)
+    ckpt = load_checkpoint(p, map_location=map_location)
     spec = ckpt.get("attnkit_tagger") if isinstance(ckpt, dict) else None
     if spec is None:
-        raise ValueError(f"{p}: not a MusicTaggingTask checkpoint (no 'attnkit_tagger' entry)")
+        raise CheckpointError(
+            f"{p}: not a MusicTaggingTask checkpoint (no 'attnkit_tagger' entry); pass a checkpoint written by "
+            "`attnkit fit` with a tagging config"
+        )
     module, _, name = spec["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     model = cls(**spec["init_args"])

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from attnkit.core.data import dataset_dir, fetch
+from attnkit.core.errors import ConfigError
 from attnkit.timeseries.data.base import ImputationDataModule, SeriesSplits
 from attnkit.timeseries.data.formats import read_ett, read_prsa, read_table
 from attnkit.timeseries.masking import MissingPattern
@@ -67,7 +68,8 @@ class TableDataModule(ImputationDataModule):
         super().__init__(root=root, num_steps=num_steps, stride=stride, batch_size=batch_size,
                          holdout_rate=holdout_rate, holdout_pattern=holdout_pattern, seed=seed)
         if not path:
-            raise ValueError("TableDataModule needs path= to a .csv or .parquet file")
+            raise ConfigError("TableDataModule needs a table: set --data.path (path: in the config) to a .csv or "
+                              ".parquet file")
         self.path = path
         self.read_args = {"time_column": time_column, "layout": layout, "columns": columns, "id_column": id_column,
                           "variable_column": variable_column, "value_column": value_column}

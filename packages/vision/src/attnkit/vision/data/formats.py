@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from attnkit.core.errors import DataFormatError, DataNotFoundError
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImageFormatError",
@@ -24,7 +26,7 @@ __all__ = [
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".nii", ".nii.gz")
 
 
-class ImageFormatError(ValueError):
+class ImageFormatError(DataFormatError):
     """An image or mask file cannot be used (unreadable, wrong size, unknown mask values, ...)."""
 
 
@@ -50,7 +52,7 @@ def list_images(folder: str | Path) -> list[Path]:
     """
     d = Path(folder)
     if not d.is_dir():
-        raise FileNotFoundError(f"image folder {d} does not exist")
+        raise DataNotFoundError(f"image folder {d} does not exist; check the dataset root / folder settings")
     files = sorted(p for p in d.iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES))
     if not files:
         raise ImageFormatError(f"{d} holds no images (looked for {', '.join(IMAGE_SUFFIXES)})")
