@@ -86,13 +86,13 @@ def test_missing_checkpoint(tmp_path: Path) -> None:
         load_checkpoint(tmp_path)
 
 
-@pytest.mark.parametrize("cut", ["half", "empty", "junk"])
+@pytest.mark.parametrize("cut", ["half", "tail", "empty", "junk"])
 def test_truncated_or_foreign_checkpoint_names_the_file(tmp_path: Path, cut: str) -> None:
     good = tmp_path / "good.ckpt"
     torch.save({"state_dict": {"w": torch.arange(1000.0)}}, good)
     data = good.read_bytes()
     bad = tmp_path / "bad.ckpt"
-    bad.write_bytes({"half": data[: len(data) // 2], "empty": b"", "junk": b"not a checkpoint"}[cut])
+    bad.write_bytes({"half": data[: len(data) // 2], "tail": data[:-1000], "empty": b"", "junk": b"not a checkpoint"}[cut])
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(bad)
     msg = _one_line_user_error(info.value)

@@ -16,19 +16,20 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.resources
+import pickle
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from attnkit.core.checkpoint import AtomicCheckpointIO, RunCheckpoint
+from attnkit.core.io import load_checkpoint, load_yaml
 
 __all__ = ["AttnkitCLI", "ConfigNotFoundError", "discover", "main", "packaged_configs", "resolve_config"]
 
@@ -171,7 +172,7 @@ def _model_class(argv: list[str], configs: list[Path]) -> type | None:
     """The task class a run will use: ``--model X`` on the command line wins over the configs."""
     name = None
     for path in configs:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path) or {}  # a YAML syntax error names <file>:<line>:<col>
         cp = _class_path(data.get("model")) if isinstance(data, dict) else None
         name = cp or name
     for i, a in enumerate(argv):
@@ -240,6 +241,15 @@ class AttnkitCLI(LightningCLI):
             plugins.append(AtomicCheckpointIO())
         config["plugins"] = plugins
         return super()._instantiate_trainer(config, callbacks)
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning reads ``--ckpt_path`` here first; an unreadable file fails naming the file."""
+        try:
+            super()._parse_ckpt_path()
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError):
+            sub = self.config.get("subcommand")
+            load_checkpoint(self.config[sub].get("ckpt_path"))  # raises CheckpointError naming the file
+            raise
 
     def _run_subcommand(self, subcommand: str) -> None:
         ns = self.config_init[subcommand]

@@ -61,7 +61,9 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu", *,
         raise CheckpointNotFoundError(f"checkpoint {p} is a folder; pass a checkpoint file inside it")
     try:
         return torch.load(p, map_location=map_location, weights_only=weights_only)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError) as e:
+    except PermissionError as e:
+        raise CheckpointError(f"checkpoint {p} cannot be read ({e.strerror}); check its permissions") from None
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         detail = _torch_detail(e)
         if "Unsupported global" in str(e):
             raise CheckpointError(

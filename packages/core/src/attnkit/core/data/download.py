@@ -26,7 +26,8 @@ def sha256sum(path: str | os.PathLike[str]) -> str:
 
 
 def _by_hand(url: str, target: Path, sha256: str | None) -> str:
-    check = f"sha256 {sha256}" if sha256 else "no sha256 is registered for it: its source publishes none"
+    check = (f"sha256 {sha256}" if sha256
+             else "no sha256 is registered for it: attnkit found no published checksum it could verify")
     return (
         f"To place it by hand, download it on a networked machine and copy it to {target} ({check}), "
         "or set ATTNKIT_DATA_DIR to a data root that already holds it."
