@@ -92,7 +92,8 @@ def test_truncated_or_foreign_checkpoint_names_the_file(tmp_path: Path, cut: str
     torch.save({"state_dict": {"w": torch.arange(1000.0)}}, good)
     data = good.read_bytes()
     bad = tmp_path / "bad.ckpt"
-    bad.write_bytes({"half": data[: len(data) // 2], "tail": data[:-1000], "empty": b"", "junk": b"not a checkpoint"}[cut])
+    cuts = {"half": data[: len(data) // 2], "tail": data[:-1000], "empty": b"", "junk": b"not a checkpoint"}
+    bad.write_bytes(cuts[cut])
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(bad)
     msg = _one_line_user_error(info.value)
