@@ -111,11 +111,14 @@ class ETTDataModule(ImputationDataModule):
         path = dataset_dir(self.dataset_id, self.root) / f"{self.name}.csv"
         if not path.is_file():
             if self.name == "ETTm1":
-                from attnkit.core.data import download
+                from attnkit.core.data import DatasetUnavailableError, download
                 from attnkit.timeseries.data.registry import ETTM1
 
                 assert ETTM1.url is not None
-                download(ETTM1.url, path)
+                try:
+                    download(ETTM1.url, path)
+                except DatasetUnavailableError as e:
+                    raise DatasetUnavailableError(f"dataset 'ett': {e}") from None
             else:
                 fetch(self.dataset_id, root=self.root, files=[f"{self.name}.csv"])
         df = read_ett(path)
