@@ -34,5 +34,11 @@ def real_data_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every test in its own working directory so run folders never collide."""
+    """Run every test in its own working directory so run folders never collide.
+
+    Generated and processed data (``ATTNKIT_CACHE_DIR``) goes below it too, unless the environment names
+    a cache folder (to reuse processed real datasets).
+    """
     monkeypatch.chdir(tmp_path)
+    if not os.environ.get("ATTNKIT_CACHE_DIR"):
+        monkeypatch.setenv("ATTNKIT_CACHE_DIR", str(tmp_path / "attnkit-cache"))

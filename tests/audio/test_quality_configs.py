@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from attnkit.core.cli import main
@@ -20,7 +21,9 @@ def _speech(sr: int, seconds: float, seed: int) -> np.ndarray:
     ).astype(np.float32)
 
 
-def test_nisqa_simulated_fit(tmp_path: Path) -> None:
+def test_nisqa_simulated_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("ATTNKIT_CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / "clean-speech").mkdir()
     for i in range(4):
         sf.write(tmp_path / "clean-speech" / f"s{i}.wav", _speech(16000, 1.1, i), 16000)
@@ -38,7 +41,10 @@ def test_nisqa_simulated_fit(tmp_path: Path) -> None:
             "--trainer.fast_dev_run=true",
         ]
     )
-    assert (tmp_path / "nisqa-simulated" / "seed0-n8-sr16000" / "simulated_corpus.csv").is_file()
+    # generated data goes to the cache folder, announced on stderr, never into the data root
+    (corpus,) = (tmp_path / "cache" / "nisqa-simulated").glob("seed0-n8-sr16000-*/simulated_corpus.csv")
+    assert not (tmp_path / "nisqa-simulated").exists()
+    assert f"into {corpus.parent}" in capsys.readouterr().err
 
 
 def test_nisqa_corpus_fit_test_predict(tmp_path: Path) -> None:

@@ -33,6 +33,19 @@ def test_processing_from_archives(physionet_root: Path, tmp_path: Path) -> None:
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
 
 
+def test_processing_says_where_it_caches(physionet_root: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    load_physionet2012(physionet_root / "physionet2012", cache_dir=tmp_path / "cache")
+    err = capsys.readouterr().err
+    (cached,) = (tmp_path / "cache").glob("*.npz")
+    assert f"processing the PhysioNet-2012 records under {physionet_root / 'physionet2012'}" in err
+    assert f"caching the arrays in {cached}" in err
+    load_physionet2012(physionet_root / "physionet2012", cache_dir=tmp_path / "cache")
+    assert "processing" not in capsys.readouterr().err  # read from the cache, silently
+    load_physionet2012(physionet_root / "physionet2012", cache_dir=tmp_path / "other", progress=False)
+    assert capsys.readouterr().err == ""
+
+
 def test_hourly_mean_matches_raw_text(physionet_root: Path, tmp_path: Path) -> None:
     import tarfile
 

@@ -20,6 +20,8 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
+from attnkit.core.errors import DataFormatError
+
 __all__ = [
     "AUDIO_EXTENSIONS",
     "AudioFileError",
@@ -67,7 +69,7 @@ AUDIO_EXTENSIONS: frozenset[str] = frozenset(
 ChannelMode = Literal["keep", "mean", "error"] | int
 
 
-class AudioFileError(ValueError):
+class AudioFileError(DataFormatError):
     """An audio file cannot be used; the message names the file, the problem and what to do."""
 
 

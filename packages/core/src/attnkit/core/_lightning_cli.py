@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import shutil
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from attnkit.core.checkpoint import AtomicCheckpointIO, RunCheckpoint
+from attnkit.core.io import load_checkpoint
 from attnkit.core.tasks.base import PredictionWriter
 
 __all__ = ["AttnkitCLI", "LogIntervalFitsEpoch", "find_class"]
@@ -139,6 +141,15 @@ class AttnkitCLI(LightningCLI):
         if self.subcommand == "predict" and not any(isinstance(c, PredictionWriter) for c in [*callbacks, *given]):
             callbacks.append(PredictionWriter())
         return super()._instantiate_trainer(config, callbacks)
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning reads ``--ckpt_path`` here first; an unreadable file fails naming the file."""
+        try:
+            super()._parse_ckpt_path()
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError):
+            sub = self.config.get("subcommand")
+            load_checkpoint(self.config[sub].get("ckpt_path"))  # raises CheckpointError naming the file
+            raise
 
     def _run_subcommand(self, subcommand: str) -> None:
         ns = self.config_init[subcommand]

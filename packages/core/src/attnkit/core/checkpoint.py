@@ -20,7 +20,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     A process killed at any moment leaves either the previous complete file or the new complete file,
     never a truncated one. Only local paths are supported (use Lightning's default IO for remote URLs).
+    Loading a local file goes through :func:`attnkit.core.io.load_checkpoint`, so a missing or truncated
+    ``--ckpt_path`` fails with a message naming the file.
     """
+
+    def load_checkpoint(self, path: Any, map_location: Any | None = lambda storage, loc: storage,
+                        weights_only: bool | None = None) -> dict[str, Any]:
+        """Load ``path``; local files raise :class:`~attnkit.core.errors.CheckpointError` naming the file."""
+        if "://" in str(path):
+            return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+        from attnkit.core.io import load_checkpoint
+
+        return load_checkpoint(path, map_location=map_location, weights_only=weights_only)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         """Save ``checkpoint`` to ``path`` atomically."""

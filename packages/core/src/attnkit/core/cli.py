@@ -150,12 +150,11 @@ def _class_path(value: Any) -> str | None:
 def _model_class(argv: list[str], configs: list[Path]) -> type | None:
     """The task class a run will use: ``--model X`` on the command line wins over the configs."""
     name = None
-    import yaml
-
     from attnkit.core._lightning_cli import find_class
+    from attnkit.core.io import load_yaml
 
     for path in configs:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path) or {}  # a YAML syntax error names <file>:<line>:<col>
         cp = _class_path(data.get("model")) if isinstance(data, dict) else None
         name = cp or name
     for i, a in enumerate(argv):
@@ -200,9 +199,8 @@ def _list_datasets() -> int:
     root = data_root()
     print(f"data root: {root} (set ATTNKIT_DATA_DIR to change)")
     for ds in registered():
-        missing = ds.missing()
-        state = "present" if not missing else ("missing" if len(missing) == len(ds.files) else "partial")
-        print(f"{ds.id:<20} {state:<8} {_human(ds.size):>9}  {ds.description}")
+        state = ds.state()
+        print(f"{ds.id:<20} {state:<9} {_human(ds.size):>9}  {ds.description}")
         print(f"{'':<20} licence: {ds.licence}")
         if ds.citation:
             print(f"{'':<20} cite: {ds.citation}")
@@ -225,7 +223,7 @@ def _list_models() -> int:
     return 0
 
 
-HELP = """usage: attnkit {fit,validate,test,predict} -c CONFIG [--run_dir DIR] [--debug] [overrides]
+HELP = """usage: attnkit {fit,validate,test,predict} -c CONFIG [--run_dir DIR] [--threads N] [--debug] [overrides]
        attnkit {configs,datasets,models}
 
 Train and evaluate attention models with one command.
@@ -242,6 +240,8 @@ subcommands:
 options:
   --run_dir DIR  root of the run folders (default: $ATTNKIT_RUNS_DIR or ./runs); a run writes to
                  DIR/<config name>/: checkpoints/{best,last}.ckpt, logs/, predictions/
+  --threads N    CPU threads for torch (default: $ATTNKIT_NUM_THREADS, a user-set OMP_NUM_THREADS, else
+                 1 on machines with 2 CPUs or fewer, where more threads slow training down)
   --debug        show the full traceback of an error (or set ATTNKIT_DEBUG=1)
 
 `attnkit fit --help` lists every option of a run; any of them can be overridden on the command line
@@ -275,6 +275,10 @@ def _run(args: list[str]) -> int:
         known = ", ".join((*SUBCOMMANDS, "configs", "datasets", "models"))
         raise UsageError(f"unknown subcommand {args[0]!r}; choose one of {known}")
     runs_root = _pop_option(args, "--run_dir") or os.environ.get("ATTNKIT_RUNS_DIR") or "runs"
+    threads = _pop_option(args, "--threads")
+    from attnkit.core.runtime import configure_threads
+
+    configure_threads(threads)
     discover(full=True)
     args, paths = _split_config_args(args)
     task = _model_class(args, paths)

@@ -71,6 +71,7 @@ def run_quality(args: argparse.Namespace) -> int:
     """Run the ``quality`` command; exit status 0 ok, 1 some files failed, 2 stopped on an error."""
     from attnkit.audio.io import AudioFileError, list_audio_files
     from attnkit.audio.quality.predict import QualityPrediction, SpeechQualityModel
+    from attnkit.core.errors import UserError
 
     files: list[Path] = []
     for raw in args.path:
@@ -96,7 +97,7 @@ def run_quality(args: argparse.Namespace) -> int:
             model = SpeechQualityModel.from_checkpoint(args.weights, **opts)
         else:
             model = SpeechQualityModel.from_pretrained(args.model, root=args.data_root, download=args.download, **opts)
-    except (FileNotFoundError, ValueError) as e:
+    except (UserError, FileNotFoundError, ValueError) as e:  # missing/unreadable weights, offline --download
         print(f"error: {e}", file=sys.stderr)
         return 2
     names = list(model.output_names)

@@ -24,6 +24,9 @@ from attnkit.audio.quality.model import DIMENSIONS, NISQA, PoolAttFF
 from attnkit.audio.quality.model_tts import NISQATTS
 from attnkit.audio.quality.registry import PRETRAINED, WEIGHTS_DATASET, WEIGHTS_LICENCE
 from attnkit.core import TransformerEncoderLayer
+from attnkit.core.errors import CheckpointError as _CoreCheckpointError
+from attnkit.core.errors import CheckpointNotFoundError, DataNotFoundError
+from attnkit.core.io import load_checkpoint
 
 __all__ = [
     "CheckpointError",
@@ -35,8 +38,8 @@ __all__ = [
 ]
 
 
-class CheckpointError(ValueError):
-    """A file is not a NISQA checkpoint this converter understands."""
+class CheckpointError(_CoreCheckpointError):
+    """A file is not a NISQA checkpoint this converter understands (a ``ValueError`` and a ``UserError``)."""
 
 
 def features_from_args(args: dict[str, Any]) -> NISQAFeatures:
@@ -160,12 +163,12 @@ def load_nisqa_checkpoint(
 
     """
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such checkpoint file")
     try:
-        ckpt = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{p}: cannot be read with torch.load(weights_only=True) ({e})") from e
+        ckpt = load_checkpoint(p, map_location=map_location)  # names the file if missing or truncated
+    except CheckpointNotFoundError:
+        raise
+    except _CoreCheckpointError as e:
+        raise CheckpointError(str(e)) from None
     if isinstance(ckpt, dict) and "attnkit" in ckpt:  # trained with `attnkit fit` (SpeechQualityTask)
         from attnkit.core.models import load_model
 
@@ -205,7 +208,7 @@ def pretrained_checkpoint(
     if target.is_file():
         return target
     if not download:
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"{target} is missing. The NISQA weights are not shipped with attnkit "
             f"(licence: {WEIGHTS_LICENCE}). "
             f"Place {rel} there, pass a file (--weights PATH), or download the authors' release with "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from attnkit.audio.io import AudioFileError, read_audio, resample
 from attnkit.audio.quality.features import NISQAFeatures, pad_segments
 from attnkit.audio.quality.model import DIMENSIONS
 from attnkit.audio.quality.registry import CLEAN_SPEECH, NISQA_CORPUS
+from attnkit.core.errors import DataFormatError, DataNotFoundError
 
 __all__ = [
     "NISQA_TEST_DBS",
@@ -52,13 +54,13 @@ def read_quality_csv(
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such scores CSV")
+        raise DataNotFoundError(f"scores CSV {p} does not exist; check csv_file (--data.csv_file) and root")
     with p.open(newline="") as fh:
         reader = csv.DictReader(fh)
         cols = reader.fieldnames or []
         missing = [c for c in (path_column, *score_columns) if c not in cols]
         if missing:
-            raise ValueError(
+            raise DataFormatError(
                 f"{p}: missing column(s) {missing}; it has {cols}. Set path_column / score_columns "
                 "to the names your CSV uses"
             )
@@ -68,7 +70,7 @@ def read_quality_csv(
             try:
                 float(r[c])
             except (TypeError, ValueError):
-                raise ValueError(f"{p}, line {i}: score column {c!r} holds {r[c]!r}, not a number") from None
+                raise DataFormatError(f"{p}, line {i}: score column {c!r} holds {r[c]!r}, not a number") from None
     return rows
 
 
@@ -252,11 +254,13 @@ class SpeechQualityDataModule(pl.LightningDataModule):
         try:
             folder = fetch(self.dataset, self.root)
         except DatasetUnavailableError as e:
-            raise FileNotFoundError(f"{path}: scores CSV not found and the download failed:\n{e}") from e
+            raise DatasetUnavailableError(f"scores CSV {path} not found and the download failed: {e}") from None
         import zipfile
 
         for f in ds.files:
             if f.path.endswith(".zip") and not path.is_file():
+                print(f"attnkit: extracting {folder / f.path} into {dataset_dir(self.dataset, self.root)} (once)",
+                      file=sys.stderr)
                 with zipfile.ZipFile(folder / f.path) as z:
                     z.extractall(dataset_dir(self.dataset, self.root))
 
@@ -266,7 +270,7 @@ class SpeechQualityDataModule(pl.LightningDataModule):
             return
         path = self.csv_path()
         if not path.is_file():
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"{path}: scores CSV not found. For the NISQA Corpus download NISQA_Corpus.zip "
                 "(https://github.com/gabrielmittag/NISQA/wiki/NISQA-Corpus) and extract it into "
                 f"{path.parent}; for your own data pass dataset: null and csv_file: /path/to/scores.csv"
@@ -305,8 +309,10 @@ class SpeechQualityDataModule(pl.LightningDataModule):
 class SimulatedQualityDataModule(SpeechQualityDataModule):
     """A simulated corpus generated from clean speech (see :mod:`attnkit.audio.quality.simulate`).
 
-    The corpus is written once to ``<root>/nisqa-simulated/seed<seed>-n<num_clips>/`` (NISQA CSV format,
-    splits ``SIM_TRAIN`` / ``SIM_VAL`` / ``SIM_TEST`` by clean source) and reused afterwards.
+    The corpus is written once to ``<cache>/nisqa-simulated/seed<S>-n<N>-sr<R>-<hash of the clean folder>/``
+    (NISQA CSV format, splits ``SIM_TRAIN`` / ``SIM_VAL`` / ``SIM_TEST`` by clean source) and reused
+    afterwards; ``<cache>`` is ``cache_dir`` or ``$ATTNKIT_CACHE_DIR`` (default ``~/.cache/attnkit/processed``),
+    never the data root. Building it prints the folder and shows a progress bar.
 
     Args:
         root: data root (``None``: ``ATTNKIT_DATA_DIR``).
@@ -319,6 +325,7 @@ class SimulatedQualityDataModule(SpeechQualityDataModule):
         batch_size: files per batch.
         num_workers: loader workers.
         cache: keep features in memory.
+        cache_dir: folder for the generated corpus (default ``$ATTNKIT_CACHE_DIR/nisqa-simulated``).
 
     """
 
@@ -334,6 +341,7 @@ class SimulatedQualityDataModule(SpeechQualityDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         cache: bool = True,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__(
             root=root,
@@ -351,12 +359,23 @@ class SimulatedQualityDataModule(SpeechQualityDataModule):
         )
         self.clean_dataset, self.clean_dir = clean_dataset, clean_dir
         self.num_clips, self.gen_sample_rate, self.max_seconds = num_clips, sample_rate, max_seconds
+        self.cache_dir = cache_dir
+
+    def clean_folder(self) -> Path:
+        """The folder of clean speech the corpus is built from."""
+        from attnkit.core.data import dataset_dir
+
+        return Path(self.clean_dir) if self.clean_dir else dataset_dir(self.clean_dataset, self.root)
 
     def corpus_dir(self) -> Path:
-        """Folder of the generated corpus."""
-        from attnkit.core.data import data_root
+        """Folder of the generated corpus: one per settings and clean folder, under the cache folder."""
+        import hashlib
 
-        return data_root(self.root) / "nisqa-simulated" / f"seed{self.seed}-n{self.num_clips}-sr{self.gen_sample_rate}"
+        from attnkit.core.data import cache_dir
+
+        base = Path(self.cache_dir) if self.cache_dir else cache_dir("nisqa-simulated")
+        source = hashlib.sha256(str(self.clean_folder().expanduser().resolve()).encode()).hexdigest()[:8]
+        return base / f"seed{self.seed}-n{self.num_clips}-sr{self.gen_sample_rate}-{source}"
 
     def csv_path(self) -> Path:  # noqa: D102
         from attnkit.audio.quality.simulate import CSV_NAME
@@ -366,11 +385,10 @@ class SimulatedQualityDataModule(SpeechQualityDataModule):
     def prepare_data(self) -> None:
         """Generate the corpus if it is not there yet."""
         from attnkit.audio.quality.simulate import generate_corpus
-        from attnkit.core.data import dataset_dir
 
-        clean = Path(self.clean_dir) if self.clean_dir else dataset_dir(self.clean_dataset, self.root)
+        clean = self.clean_folder()
         if not clean.is_dir():
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"{clean}: no clean speech folder. Put clean speech there (any format "
                 "libsndfile reads) or pass clean_dir: /path/to/clean/speech"
             )

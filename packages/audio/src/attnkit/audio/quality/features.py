@@ -24,14 +24,16 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
+from attnkit.core.errors import DataFormatError
+
 __all__ = ["AudioTooLongError", "AudioTooShortError", "NISQAFeatures", "pad_segments"]
 
 
-class AudioTooShortError(ValueError):
+class AudioTooShortError(DataFormatError):
     """The signal gives fewer mel frames than one segment needs."""
 
 
-class AudioTooLongError(ValueError):
+class AudioTooLongError(DataFormatError):
     """The signal gives more segments than ``max_segments``."""
 
 

@@ -66,9 +66,11 @@ register(
         description="NISQA Corpus: 14,000+ speech samples with crowdsourced MOS, NOI, DIS, COL, LOUD "
         "(NISQA_Corpus.zip, extracted to NISQA_Corpus/NISQA_corpus_file.csv + NISQA_TRAIN_SIM/... folders)",
         files=(
+            # No sha256: the repository publishes none and no verified copy was at hand (docs/datasets.md).
             RemoteFile(
                 "NISQA_Corpus.zip",
                 "https://depositonce.tu-berlin.de/bitstream/11303/13012.5/9/NISQA_Corpus.zip",
+                extracted=("NISQA_Corpus/NISQA_corpus_file.csv",),
             ),
         ),
         licence="mixed: per-source terms of the speech and noise material, see the corpus wiki",
@@ -82,6 +84,7 @@ register(
         id=CLEAN_SPEECH,
         description="Clean speech to build simulated quality corpora (any folder of clean speech works)",
         files=(),
+        content=tuple(f"**/*.{ext}" for ext in ("wav", "flac", "ogg", "mp3")),
         licence="per sub-folder: Asterisk CC BY-SA 3.0, LibriVox public domain, LibriSpeech CC BY 4.0",
         homepage="https://www.openslr.org/12",
     )

@@ -36,6 +36,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -226,6 +227,7 @@ def generate_corpus(
     max_seconds: float = 4.0,
     min_seconds: float = 1.0,
     split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    progress: bool = True,
 ) -> Path:
     """Write ``num_clips`` degraded clips and a NISQA-format CSV; returns the CSV path.
 
@@ -243,15 +245,26 @@ def generate_corpus(
         max_seconds: longer sources are cropped at a random offset.
         min_seconds: shorter sources are skipped.
         split: train/val/test fractions of the sources.
+        progress: print what is built and where, and show progress bars (stderr).
 
     """
     out = Path(out_dir)
     csv_path = out / CSV_NAME
     if csv_path.is_file():
         return csv_path
+    from tqdm.auto import tqdm
+
     files = list_audio_files(clean) if isinstance(clean, str | os.PathLike) else [Path(p) for p in clean]
+    if progress:
+        mb = num_clips * max_seconds * sample_rate * 2 / 1e6
+        print(
+            f"attnkit: building a simulated speech-quality corpus: {num_clips} clips from {len(files)} clean "
+            f"file(s) in {clean if isinstance(clean, str | os.PathLike) else 'the given list'}, into {out} "
+            f"(up to {mb:.0f} MB; built once, then reused)",
+            file=sys.stderr,
+        )
     sources: list[tuple[Path, np.ndarray, float]] = []
-    for f in files:
+    for f in tqdm(files, desc="reading clean speech", unit="file", disable=not progress, leave=False):
         wav, sr = read_audio(f, channel="mean")
         if wav.numel() < min_seconds * sr or float(wav.abs().max()) == 0.0:
             continue
@@ -269,7 +282,8 @@ def generate_corpus(
     split_of = {int(k): "SIM_VAL" for k in order[:n_val]}
     split_of.update({int(k): "SIM_TEST" for k in order[n_val : n_val + n_test]})
     rows = []
-    for i in range(num_clips):
+    for i in tqdm(range(num_clips), desc="simulating degraded clips", unit="clip", disable=not progress,
+                  leave=False):
         rng = np.random.default_rng([seed, i])
         src, x, bw = sources[i % len(sources)]
         db = split_of.get(i % len(sources), "SIM_TRAIN")

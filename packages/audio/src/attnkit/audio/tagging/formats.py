@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from attnkit.core.errors import DataFormatError
+
 __all__ = [
     "MTAT_TOP50",
     "TagFileError",
@@ -88,7 +90,7 @@ EmptyTags = Literal["keep", "drop", "error"]
 UnknownTags = Literal["error", "ignore"]
 
 
-class TagFileError(ValueError):
+class TagFileError(DataFormatError):
     """A tag file cannot be used; the message names the file, the problem and the fix."""
 
 

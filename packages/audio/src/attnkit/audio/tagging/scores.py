@@ -752,10 +752,14 @@ def build_score_dataset(
     shutil.rmtree(tmp_root, ignore_errors=True)  # left behind by a build that was killed
     for stale in audio_dir.glob("*.partial"):
         stale.unlink()
+    if pieces is None:
+        log("selecting pieces from the music21 corpus ...")
     order = list(
         pieces if pieces is not None else select_corpus_pieces(cfg.per_source, cfg.max_pieces, cfg.seed)
     )
     random.Random(cfg.seed).shuffle(order)
+    log(f"rendering {len(order)} pieces ({cfg.renderer}, up to {cfg.timeout:.0f} s each) into {out}; "
+        "finished pieces are kept if interrupted")
     jsonl = out / "pieces.jsonl"
     done = _read_records(jsonl)
     if cfg.retry_failed:

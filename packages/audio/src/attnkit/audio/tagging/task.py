@@ -12,6 +12,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from attnkit.audio.tagging.metrics import TagAUC, format_tag_table
+from attnkit.core.errors import CheckpointError, CheckpointNotFoundError
+from attnkit.core.io import load_checkpoint
 from attnkit.core.tasks.base import Task
 
 __all__ = ["MusicTaggingTask", "load_tagger", "song_average"]
@@ -166,21 +168,25 @@ def load_tagger(path: str | Path, map_location: str = "cpu") -> tuple[nn.Module,
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(
+        raise CheckpointNotFoundError(
             f"{p}: no such checkpoint; train one with `attnkit fit -c tagging-scores` "
             "(it writes runs/tagging-scores/checkpoints/best.ckpt) or pass --ckpt"
         )
-    ckpt = torch.load(p, map_location=map_location, weights_only=True)
+    ckpt = load_checkpoint(p, map_location=map_location)
     if isinstance(ckpt, dict) and "attnkit" in ckpt:
         from attnkit.core.models import load_model
 
         meta = dict(ckpt["attnkit"].get("meta") or {})
         if "tags" not in meta:
-            raise ValueError(f"{p}: not a MusicTaggingTask checkpoint (no tag names stored with it)")
+            raise CheckpointError(f"{p}: not a MusicTaggingTask checkpoint (no tag names stored with it); pass a "
+                                  "checkpoint written by `attnkit fit` with a tagging config")
         return load_model(ckpt, map_location=map_location), list(meta["tags"]), meta.get("chunk_seconds")
-    spec = ckpt.get("attnkit_tagger") if isinstance(ckpt, dict) else None  # written before attnkit 0.2
+    spec = ckpt.get("attnkit_tagger") if isinstance(ckpt, dict) else None  # written before the task contract
     if spec is None:
-        raise ValueError(f"{p}: not a MusicTaggingTask checkpoint (no 'attnkit' entry)")
+        raise CheckpointError(
+            f"{p}: not a MusicTaggingTask checkpoint (no 'attnkit' entry); pass a checkpoint written by "
+            "`attnkit fit` with a tagging config"
+        )
     from attnkit.core.models import build_model
 
     model = build_model({"class_path": spec["class_path"], "init_args": spec["init_args"]})

@@ -3,8 +3,10 @@
 from attnkit.core.data.download import download, sha256sum
 from attnkit.core.data.registry import (
     Dataset,
+    DatasetState,
     DatasetUnavailableError,
     RemoteFile,
+    cache_dir,
     data_root,
     dataset_dir,
     fetch,
@@ -15,8 +17,10 @@ from attnkit.core.data.registry import (
 
 __all__ = [
     "Dataset",
+    "DatasetState",
     "DatasetUnavailableError",
     "RemoteFile",
+    "cache_dir",
     "data_root",
     "dataset_dir",
     "download",

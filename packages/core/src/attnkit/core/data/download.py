@@ -26,10 +26,11 @@ def sha256sum(path: str | os.PathLike[str]) -> str:
 
 
 def _by_hand(url: str, target: Path, sha256: str | None) -> str:
-    check = f" (sha256 {sha256})" if sha256 else ""
+    check = (f"sha256 {sha256}" if sha256
+             else "no sha256 is registered for it: attnkit found no published checksum it could verify")
     return (
-        f"To place it by hand, download {url} on a networked machine and copy it to {target}{check}; "
-        "set ATTNKIT_DATA_DIR to use another data root."
+        f"To place it by hand, download it on a networked machine and copy it to {target} ({check}), "
+        "or set ATTNKIT_DATA_DIR to a data root that already holds it."
     )
 
 
@@ -85,15 +86,13 @@ def download(
                 os.fsync(out.fileno())
         except urllib.error.HTTPError as e:
             raise DatasetUnavailableError(
-                f"download of {url} failed: HTTP {e.code} {e.reason}. Expected file: {target}. "
-                + _by_hand(url, target, sha256)
-            ) from e
+                f"download of {url} failed: HTTP {e.code} {e.reason}. " + _by_hand(url, target, sha256)
+            ) from None
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             reason = getattr(e, "reason", e)
             raise DatasetUnavailableError(
-                f"cannot download {url} ({reason}); this machine may be offline. Expected file: {target}. "
-                + _by_hand(url, target, sha256)
-            ) from e
+                f"cannot download {url} ({reason}); this machine may be offline. " + _by_hand(url, target, sha256)
+            ) from None
         if expected is not None and received != int(expected):
             raise DatasetUnavailableError(
                 f"download of {url} was cut off: received {received} of {expected} bytes; the partial file "

@@ -14,6 +14,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from attnkit.core.data import fetch
+from attnkit.core.errors import DataNotFoundError
 from attnkit.recsys.data.formats import (
     SequenceData,
     read_interactions_table,
@@ -172,7 +173,10 @@ class SequentialDataModule(pl.LightningDataModule):
         if self.path is not None:
             p = Path(self.path)
             if not p.is_file():
-                raise FileNotFoundError(f"interaction file {p} does not exist")
+                raise DataNotFoundError(
+                    f"interaction file {p} (--data.path) does not exist; pass an existing file, or leave path "
+                    "unset and name a registered dataset (--data.dataset; `attnkit datasets` lists them)"
+                )
             return p, (_sniff(p) if self.format == "auto" else self.format)
         name, member, fmt = DATASET_FILES[self.dataset]
         d = fetch(self.dataset, root=self.root)

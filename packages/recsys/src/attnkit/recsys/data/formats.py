@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from attnkit.core.errors import DataFormatError
+
 __all__ = [
     "SequenceData",
     "read_interactions_table",
@@ -61,7 +63,7 @@ def _parse_ints(tokens: list[str], path: Path, lineno: int) -> list[int]:
         return [int(t) for t in tokens]
     except ValueError:
         bad = next(t for t in tokens if not t.lstrip("-").isdigit())
-        raise ValueError(
+        raise DataFormatError(
             f"{path}:{lineno}: {bad!r} is not an integer id; this reader expects integer user and item ids "
             "-- for string ids use read_interactions_table(), which remaps them"
         ) from None
@@ -69,11 +71,11 @@ def _parse_ints(tokens: list[str], path: Path, lineno: int) -> list[int]:
 
 def _check_ids(items: np.ndarray, path: Path, id_offset: int) -> None:
     if items.size == 0:
-        raise ValueError(f"{path} contains no interactions; check the path and the file format")
+        raise DataFormatError(f"{path} contains no interactions; check the path and the file format")
     low = int(items.min())
     if low < 1:
         hint = f"pass id_offset={1 - low}" if low > -1_000_000 else "remap the ids"
-        raise ValueError(
+        raise DataFormatError(
             f"item id {low} in {path} (after id_offset={id_offset}) is not >= 1; id 0 is reserved for "
             f"padding -- {hint}"
         )
@@ -112,7 +114,7 @@ def read_sasrec_txt(path: PathLike, *, id_offset: int = 0) -> SequenceData:
             if not tokens:
                 continue
             if len(tokens) < 2:
-                raise ValueError(f"{p}:{lineno}: expected `user item`, got {line.strip()!r}")
+                raise DataFormatError(f"{p}:{lineno}: expected `user item`, got {line.strip()!r}")
             u, i = _parse_ints(tokens[:2], p, lineno)
             users.append(u)
             items.append(i)
@@ -195,10 +197,10 @@ def read_movielens(
                 continue
             tokens = line.strip().split(sep) if sep else line.split()
             if len(tokens) < 4:
-                raise ValueError(f"{p}:{lineno}: expected `user item rating timestamp`, got {line.strip()!r}")
+                raise DataFormatError(f"{p}:{lineno}: expected `user item rating timestamp`, got {line.strip()!r}")
             rows.append(_parse_ints([tokens[0], tokens[1], tokens[3]], p, lineno))
     if not rows:
-        raise ValueError(f"{p} contains no interactions; check the path and the file format")
+        raise DataFormatError(f"{p} contains no interactions; check the path and the file format")
     a = np.asarray(rows, dtype=np.int64)
     return _remap_frame(a[:, 0], a[:, 1], a[:, 2], min_user_interactions, min_item_interactions, p)
 
@@ -242,10 +244,10 @@ def read_interactions_table(
     cols = [c for c in (user_col, item_col, time_col) if c is not None]
     missing = [c for c in cols if c not in table.column_names]
     if missing:
-        raise ValueError(f"{p} has no column(s) {missing}; its columns are {table.column_names} -- "
+        raise DataFormatError(f"{p} has no column(s) {missing}; its columns are {table.column_names} -- "
                          "pass user_col=, item_col=, time_col=")
     if table.num_rows == 0:
-        raise ValueError(f"{p} contains no interactions; check the path and the file format")
+        raise DataFormatError(f"{p} contains no interactions; check the path and the file format")
     users = np.asarray(pc.cast(table[user_col], "string").to_numpy(zero_copy_only=False))
     items = np.asarray(table[item_col].to_numpy(zero_copy_only=False))
     times = (np.asarray(pc.rank(table[time_col], sort_keys="ascending", tiebreaker="first").to_numpy())

@@ -13,6 +13,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from attnkit.core.errors import DataFormatError, DataNotFoundError
+
 __all__ = ["PRSA_COLUMNS", "PRSA_NUMERIC", "read_ett", "read_prsa", "read_table", "to_numeric_frame"]
 
 PRSA_COLUMNS = ("No", "year", "month", "day", "hour", "PM2.5", "PM10", "SO2", "NO2", "CO", "O3", "TEMP",
@@ -66,7 +68,7 @@ def read_prsa(path: str | os.PathLike[str], variables: Sequence[str] = PRSA_NUME
     """
     src = _prsa_sources(Path(path))
     if not src:
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"no PRSA_Data_<Station>_<start>-<end>.csv files under {path}; download the UCI 'Beijing Multi-Site "
             "Air Quality' archive (dataset 501) and pass its folder or zip"
         )
@@ -75,7 +77,7 @@ def read_prsa(path: str | os.PathLike[str], variables: Sequence[str] = PRSA_NUME
         df = pd.read_csv(io.BytesIO(s) if isinstance(s, bytes) else s)
         missing = [c for c in PRSA_COLUMNS if c not in df.columns]
         if missing:
-            raise ValueError(f"{name} is not a PRSA station file: columns {missing} are missing "
+            raise DataFormatError(f"{name} is not a PRSA station file: columns {missing} are missing "
                              f"(expected header {','.join(PRSA_COLUMNS)})")
         bad = [v for v in variables if v not in PRSA_NUMERIC]
         if bad:
@@ -95,7 +97,7 @@ def read_ett(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read an ETT CSV (``date,HUFL,HULL,MUFL,MULL,LUFL,LULL,OT``) indexed by ``date``."""
     df = pd.read_csv(path)
     if "date" not in df.columns:
-        raise ValueError(f"{path} has no 'date' column; ETT files start with date,HUFL,HULL,...")
+        raise DataFormatError(f"{path} has no 'date' column; ETT files start with date,HUFL,HULL,...")
     df.index = pd.DatetimeIndex(pd.to_datetime(df.pop("date")), name="date")
     return to_numeric_frame(df, str(path))
 
@@ -154,13 +156,13 @@ def read_table(
     elif path.suffix in (".csv", ".txt", ".gz"):
         df = pd.read_csv(path)
     else:
-        raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .parquet")
+        raise DataFormatError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .parquet")
     need = [c for c in (time_column, id_column) if c is not None]
     if layout == "long":
         need += [variable_column, value_column]
     unknown = [c for c in need if c not in df.columns]
     if unknown:
-        raise ValueError(f"{path} has no column(s) {unknown}; its columns are {list(df.columns)}")
+        raise DataFormatError(f"{path} has no column(s) {unknown}; its columns are {list(df.columns)}")
     if time_column is not None:
         df[time_column] = pd.to_datetime(df[time_column])
     if layout == "long":
@@ -181,6 +183,6 @@ def read_table(
         keep = list(columns) if columns is not None else list(g.columns)
         unknown = [c for c in keep if c not in g.columns]
         if unknown:
-            raise ValueError(f"{path} has no column(s) {unknown}; its columns are {list(g.columns)}")
+            raise DataFormatError(f"{path} has no column(s) {unknown}; its columns are {list(g.columns)}")
         out[key] = to_numeric_frame(g[keep], str(path))
     return out

@@ -18,12 +18,15 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from attnkit.core.errors import DataFormatError, DataNotFoundError
 
 __all__ = ["PHYSIONET_STATIC", "PhysioNet2012", "load_physionet2012", "read_physionet_record"]
 
@@ -93,7 +96,7 @@ def _records(root: Path) -> Iterator[tuple[int, str]]:
                         assert f is not None
                         yield int(Path(m.name).stem), io.TextIOWrapper(f, encoding="utf-8").read()
     if not found:
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"no PhysioNet-2012 records under {root}: expected set-a.tar.gz / set-b.tar.gz / set-c.tar.gz "
             "(or extracted set-a/ ... folders of <RecordID>.txt files). Run `attnkit datasets` to see where "
             "physionet2012 is expected, or pass root=..."
@@ -109,7 +112,7 @@ def _outcomes(root: Path) -> dict[int, int]:
         lines = p.read_text().splitlines()
         header = lines[0].split(",")
         if "RecordID" not in header or "In-hospital_death" not in header:
-            raise ValueError(f"{p} has no RecordID / In-hospital_death columns: header {lines[0]!r}")
+            raise DataFormatError(f"{p} has no RecordID / In-hospital_death columns: header {lines[0]!r}")
         i, j = header.index("RecordID"), header.index("In-hospital_death")
         for line in lines[1:]:
             if line.strip():
@@ -118,10 +121,13 @@ def _outcomes(root: Path) -> dict[int, int]:
     return labels
 
 
-def _process(root: Path) -> PhysioNet2012:
+def _process(root: Path, progress: bool = False) -> PhysioNet2012:
+    from tqdm.auto import tqdm
+
     parsed: list[tuple[int, dict[str, dict[int, list[float]]]]] = []
     params: set[str] = set()
-    for rid, text in _records(root):
+    for rid, text in tqdm(_records(root), desc="PhysioNet-2012 records", unit="record", disable=not progress,
+                          leave=False):
         rec = read_physionet_record(text)
         hours = {h for by_hour in rec.values() for h in by_hour}
         if len(hours) <= 1:  # only the static descriptors: no time series
@@ -160,18 +166,22 @@ def _fingerprint(root: Path) -> str:
 
 def default_cache_dir(root: Path) -> Path:
     """``$ATTNKIT_CACHE_DIR/<dataset>`` or ``~/.cache/attnkit/processed/<dataset>`` (never the data root)."""
-    env = os.environ.get("ATTNKIT_CACHE_DIR")
-    base = Path(env).expanduser() if env else Path.home() / ".cache" / "attnkit" / "processed"
-    return base / root.name
+    from attnkit.core.data import cache_dir
+
+    return cache_dir(root.name)
 
 
 def load_physionet2012(root: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None,
-                       ) -> PhysioNet2012:
+                       progress: bool = True) -> PhysioNet2012:
     """Read and process PhysioNet-2012 under ``root``, caching the arrays.
+
+    Processing the 12,000 records takes a minute or more; it happens once per copy of the data (the
+    cache is keyed by the files' names, sizes and times) and prints where the arrays go.
 
     Args:
         root: folder with ``set-{a,b,c}.tar.gz`` (or extracted ``set-{a,b,c}/``) and ``Outcomes-{a,b,c}.txt``.
         cache_dir: where the processed ``.npz`` goes (default :func:`default_cache_dir`).
+        progress: print what is processed and where it is cached, with a progress bar (stderr).
 
     Returns:
         :class:`PhysioNet2012` with ``x (N, 48, 37)``.
@@ -182,12 +192,17 @@ def load_physionet2012(root: str | os.PathLike[str], cache_dir: str | os.PathLik
     if path.is_file():
         z = np.load(path, allow_pickle=False)
         return PhysioNet2012(z["x"], z["record_ids"], [str(f) for f in z["features"]], z["labels"])
-    data = _process(root)
+    if progress:
+        print(f"attnkit: processing the PhysioNet-2012 records under {root} once (1-2 minutes); caching "
+              f"the arrays in {path}", file=sys.stderr)
+    data = _process(root, progress=progress)
     try:
         cache.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, x=data.x, record_ids=data.record_ids, features=np.array(data.features), labels=data.labels)
         os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache only costs time
+    except OSError as e:  # a read-only cache only costs time
+        if progress:
+            print(f"attnkit: could not cache the arrays in {path} ({e}); they will be processed again next "
+                  "time (set ATTNKIT_CACHE_DIR to a writable folder)", file=sys.stderr)
     return data

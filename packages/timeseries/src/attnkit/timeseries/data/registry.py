@@ -6,13 +6,21 @@ from attnkit.core.data import Dataset, RemoteFile, register
 
 __all__ = ["AIR_QUALITY_STATIONS"]
 
+AIR_QUALITY_STATIONS = (
+    "Aotizhongxin", "Changping", "Dingling", "Dongsi", "Guanyuan", "Gucheng",
+    "Huairou", "Nongzhanguan", "Shunyi", "Tiantan", "Wanliu", "Wanshouxigong",
+)
+
 _PN = "https://physionet.org/files/challenge-2012/1.0.0/"
-# PhysioNet does not publish per-file checksums we could verify here, and the copies in the shared data
-# folder are re-packed; downloads are therefore not checksummed (sha256=None), only size-listed.
+# No sha256 is registered for these six files: attnkit has no verified copy of the upstream bytes (the copies
+# its developers hold are re-packed archives, whose checksum would reject the real download), and no
+# published checksum of the upstream files could be found. Downloads are therefore not verified; the
+# offline error and docs/datasets.md say so.
 register(Dataset(
     id="physionet2012",
     description="PhysioNet/CinC Challenge 2012 ICU time series (sets a, b, c; 12,000 records)",
-    files=tuple(RemoteFile(path=f"set-{s}.tar.gz", url=f"{_PN}set-{s}.tar.gz") for s in "abc")
+    files=tuple(RemoteFile(path=f"set-{s}.tar.gz", url=f"{_PN}set-{s}.tar.gz", extracted=(f"set-{s}/*.txt",))
+                for s in "abc")
     + tuple(RemoteFile(path=f"Outcomes-{s}.txt", url=f"{_PN}Outcomes-{s}.txt") for s in "abc"),
     licence="Open Data Commons Attribution License v1.0 (ODC-By 1.0)",
     citation="Silva et al., Predicting In-Hospital Mortality of ICU Patients: The PhysioNet/Computing in "
@@ -37,18 +45,17 @@ register(Dataset(
 ))
 
 # ETTm1 is optional (not part of the files fetched by default); the ETT data module fetches it on demand.
+# No sha256: no verified copy of the file was at hand (see docs/datasets.md).
 ETTM1 = RemoteFile(path="ETTm1.csv", url=f"{_ETT}ETTm1.csv")
 
-AIR_QUALITY_STATIONS = (
-    "Aotizhongxin", "Changping", "Dingling", "Dongsi", "Guanyuan", "Gucheng",
-    "Huairou", "Nongzhanguan", "Shunyi", "Tiantan", "Wanliu", "Wanshouxigong",
-)
 register(Dataset(
     id="beijing-air-quality",
     description="Beijing Multi-Site Air Quality (UCI 501): 12 stations, hourly, 2013-03 to 2017-02",
+    # No sha256: UCI publishes none and no verified copy was at hand (see docs/datasets.md).
     files=(RemoteFile(
         path="beijing+multi+site+air+quality+data.zip",
         url="https://archive.ics.uci.edu/static/public/501/beijing+multi+site+air+quality+data.zip",
+        extracted=tuple(f"**/PRSA_Data_{s}_*.csv" for s in AIR_QUALITY_STATIONS),
     ),),
     licence="CC BY 4.0",
     citation="Zhang et al., Cautionary tales on air-quality improvement in Beijing, Proc. R. Soc. A 2017",

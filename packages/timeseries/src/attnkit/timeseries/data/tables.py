@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from attnkit.core.data import dataset_dir, fetch
+from attnkit.core.errors import ConfigError
 from attnkit.timeseries.data.base import ImputationDataModule, SeriesSplits
 from attnkit.timeseries.data.formats import read_ett, read_prsa, read_table
 from attnkit.timeseries.masking import MissingPattern
@@ -67,7 +68,8 @@ class TableDataModule(ImputationDataModule):
         super().__init__(root=root, num_steps=num_steps, stride=stride, batch_size=batch_size,
                          holdout_rate=holdout_rate, holdout_pattern=holdout_pattern, seed=seed)
         if not path:
-            raise ValueError("TableDataModule needs path= to a .csv or .parquet file")
+            raise ConfigError("TableDataModule needs a table: set --data.path (path: in the config) to a .csv or "
+                              ".parquet file")
         self.path = path
         self.read_args = {"time_column": time_column, "layout": layout, "columns": columns, "id_column": id_column,
                           "variable_column": variable_column, "value_column": value_column}
@@ -109,11 +111,14 @@ class ETTDataModule(ImputationDataModule):
         path = dataset_dir(self.dataset_id, self.root) / f"{self.name}.csv"
         if not path.is_file():
             if self.name == "ETTm1":
-                from attnkit.core.data import download
+                from attnkit.core.data import DatasetUnavailableError, download
                 from attnkit.timeseries.data.registry import ETTM1
 
                 assert ETTM1.url is not None
-                download(ETTM1.url, path)
+                try:
+                    download(ETTM1.url, path)
+                except DatasetUnavailableError as e:
+                    raise DatasetUnavailableError(f"dataset 'ett': {e}") from None
             else:
                 fetch(self.dataset_id, root=self.root, files=[f"{self.name}.csv"])
         df = read_ett(path)

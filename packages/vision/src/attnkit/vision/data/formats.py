@@ -18,6 +18,8 @@ from typing import Literal
 
 import numpy as np
 
+from attnkit.core.errors import DataFormatError, DataNotFoundError
+
 __all__ = [
     "IGNORE_INDEX",
     "IMAGE_SUFFIXES",
@@ -40,7 +42,7 @@ Intensity = Literal["percentile", "dtype"]
 DEFAULT_PATTERN = "{stem}.*"
 
 
-class ImageFormatError(ValueError):
+class ImageFormatError(DataFormatError):
     """An image or mask file cannot be used (unreadable, wrong size, unknown mask values, ...)."""
 
 
@@ -66,7 +68,7 @@ def list_images(folder: str | Path) -> list[Path]:
     """
     d = Path(folder)
     if not d.is_dir():
-        raise FileNotFoundError(f"image folder {d} does not exist")
+        raise DataNotFoundError(f"image folder {d} does not exist; check the dataset root / folder settings")
     files = sorted(p for p in d.iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES))
     if not files:
         raise ImageFormatError(f"{d} holds no images (looked for {', '.join(IMAGE_SUFFIXES)})")

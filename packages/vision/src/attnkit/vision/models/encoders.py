@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
+
+from attnkit.core.errors import CheckpointNotFoundError
+from attnkit.core.io import load_checkpoint
 
 __all__ = ["build_encoder", "load_encoder_weights"]
 
@@ -35,14 +37,15 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path, *, strict: bool =
     p = Path(path).expanduser()
     state: Any
     if not p.is_file():
-        raise FileNotFoundError(f"encoder weight file {p} does not exist; pass the path of a local "
-                                "state dict (nothing is downloaded)")
+        raise CheckpointNotFoundError(
+            f"encoder weight file {p} does not exist; pass the path of a local state dict (nothing is downloaded)"
+        )
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         state = load_file(str(p))
     else:
-        state = torch.load(p, map_location="cpu", weights_only=True)
+        state = load_checkpoint(p, map_location="cpu")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

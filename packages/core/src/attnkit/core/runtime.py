@@ -1,0 +1,75 @@
+"""Process-wide runtime settings of the ``attnkit`` command: CPU threads.
+
+Why a default: torch starts one intra-op thread per core. On a machine with two CPUs that other work
+shares, the demo (``attnkit fit -c demo``) ran 4-8x slower per step with 2 threads than with 1, because
+the threads wait for each other whenever a core is taken (figures in README.md, "Threads"). Small models
+gain little from more threads in any case.
+"""
+
+from __future__ import annotations
+
+import os
+
+from attnkit.core.errors import ConfigError
+
+__all__ = ["THREADS_ENV", "available_cpus", "configure_threads", "default_threads"]
+
+#: Environment variable read when no explicit thread count is given.
+THREADS_ENV = "ATTNKIT_NUM_THREADS"
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int | None:
+    """The thread count used when nothing is configured: 1 with 2 or fewer CPUs, else ``None`` (torch's own)."""
+    return 1 if available_cpus() <= 2 else None
+
+
+def _parse(value: str, source: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(
+            f"{source}={value!r} is not a whole number; set it to a thread count such as 1 or 4"
+        ) from None
+    if n < 1:
+        raise ConfigError(f"{source}={n} must be >= 1; set it to a thread count such as 1 or 4")
+    return n
+
+
+def configure_threads(n: int | str | None = None) -> int:
+    """Set the number of CPU threads torch uses in this process and return it.
+
+    Precedence: ``n`` (the command's ``--threads``), then ``$ATTNKIT_NUM_THREADS``; then, when
+    ``$OMP_NUM_THREADS`` is set, torch's setting is left as it is (torch read it at import); otherwise
+    :func:`default_threads`.
+
+    Args:
+        n: threads for intra-op parallelism (``torch.set_num_threads``); ``None``: see above.
+
+    Returns:
+        The number of threads torch now uses.
+
+    Raises:
+        ConfigError: ``n`` or ``$ATTNKIT_NUM_THREADS`` is not a whole number >= 1.
+    """
+    import torch
+
+    if n is not None:
+        n = _parse(str(n), "--threads")
+    elif os.environ.get(THREADS_ENV):
+        n = _parse(os.environ[THREADS_ENV], THREADS_ENV)
+    elif os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    else:
+        n = default_threads()
+        if n is None:
+            return torch.get_num_threads()
+    torch.set_num_threads(n)
+    return torch.get_num_threads()
