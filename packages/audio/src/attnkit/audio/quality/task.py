@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
-from torchmetrics import Metric
+from torchmetrics import MeanMetric, Metric
 from torchmetrics.regression import MeanSquaredError, PearsonCorrCoef
 
 from attnkit.core.tasks.optim import build_optimization
@@ -51,6 +51,9 @@ class SpeechQualityTask(pl.LightningModule):
         self.optimizer, self.scheduler = optimizer, scheduler
         self.names: tuple[str, ...] = tuple(getattr(model, "output_names", ("mos",)))
         k = len(self.names)
+        # a metric object (sum of losses and of samples across processes): exact under DDP, where
+        # `sync_dist` averages counts in integers and does not split uneven shares exactly
+        self.loss_mean = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
         self.metrics = nn.ModuleDict(
             {
                 stage: nn.ModuleDict(
@@ -85,7 +88,10 @@ class SpeechQualityTask(pl.LightningModule):
 
     def _eval(self, batch: dict[str, Tensor], stage: str) -> None:
         loss, pred, target = self._loss(batch)
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", sync_dist=True, batch_size=target.shape[0])
+        loss_mean = self.loss_mean[stage]
+        assert isinstance(loss_mean, MeanMetric)
+        loss_mean.update(loss.detach(), weight=target.shape[0])
+        self.log(f"{stage}/loss", loss_mean, prog_bar=stage == "val", batch_size=target.shape[0])
         if len(self.names) == 1:
             pred, target = pred[:, 0], target[:, 0]
         for metric in self._metrics(stage):

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 
 from attnkit.audio.tagging.metrics import TagAUC, format_tag_table
 from attnkit.core.tasks.optim import build_optimization
@@ -66,6 +67,9 @@ class MusicTaggingTask(pl.LightningModule):
         self.tags = list(tags) if tags is not None else [f"tag{i}" for i in range(k or 0)]
         self.val_auc = TagAUC(len(self.tags))
         self.test_auc = TagAUC(len(self.tags))
+        # a metric object (sum of losses and of samples across processes): exact under DDP, where
+        # `sync_dist` averages counts in integers and does not split uneven shares exactly
+        self.loss_mean = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
         self.last_test_table: dict[str, Tensor] | None = None
 
     def forward(self, wav: Tensor) -> Tensor:
@@ -98,9 +102,10 @@ class MusicTaggingTask(pl.LightningModule):
     def _eval_step(self, batch: dict[str, Tensor], stage: str, metric: TagAUC) -> None:
         probs = self.predict_songs(batch)
         y = batch["targets"]
-        self.log(
-            f"{stage}/loss", F.binary_cross_entropy(probs.clamp(1e-7, 1 - 1e-7), y), batch_size=y.shape[0]
-        )
+        loss_mean = self.loss_mean[stage]
+        assert isinstance(loss_mean, MeanMetric)
+        loss_mean.update(F.binary_cross_entropy(probs.clamp(1e-7, 1 - 1e-7), y).detach(), weight=y.shape[0])
+        self.log(f"{stage}/loss", loss_mean, batch_size=y.shape[0])
         metric.update(probs, y)
 
     def _eval_end(self, stage: str, metric: TagAUC) -> dict[str, Tensor]:
@@ -121,12 +126,13 @@ class MusicTaggingTask(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:  # noqa: D102
         self._eval_end("test", self.test_auc)
-        table = self.test_auc.per_tag()
+        with self.test_auc.sync_context():  # every process's songs (per_tag reads the states directly)
+            table = self.test_auc.per_tag()
         self.last_test_table = table
         self.test_auc.reset()
+        log_dir = getattr(self.trainer, "log_dir", None)  # a collective call under DDP: every rank makes it
         if self.trainer.is_global_zero:
             print("\nper-tag song-level results (test split)\n" + format_tag_table(self.tags, table))
-            log_dir = getattr(self.trainer, "log_dir", None)
             if log_dir:
                 Path(log_dir).mkdir(parents=True, exist_ok=True)
                 with (Path(log_dir) / "per_tag_test.csv").open("w", newline="") as fh:

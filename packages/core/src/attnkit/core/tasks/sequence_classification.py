@@ -15,9 +15,11 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from attnkit.core.attention import KeyPaddingMask
+from attnkit.core.data.distributed import eval_sampler
 from attnkit.core.layers import TransformerEncoder, TransformerEncoderLayer
 from attnkit.core.tasks.optim import build_optimization
 
@@ -83,6 +85,9 @@ class SequenceClassificationTask(pl.LightningModule):
         self.optimizer = optimizer
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        # a metric object (sum of losses and of samples across processes): exact under DDP, where
+        # `sync_dist` averages counts in integers and does not split uneven shares exactly
+        self.loss_mean = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:  # noqa: D102
         return self.model(tokens, lengths)
@@ -96,7 +101,10 @@ class SequenceClassificationTask(pl.LightningModule):
     def _eval(self, batch: tuple[Tensor, Tensor, Tensor], stage: str, metric: MulticlassAccuracy) -> None:
         tokens, lengths, y = batch
         logits = self(tokens, lengths)
-        self.log(f"{stage}/loss", F.cross_entropy(logits, y), sync_dist=True, prog_bar=stage == "val")
+        loss_mean = self.loss_mean[stage]
+        assert isinstance(loss_mean, MeanMetric)
+        loss_mean.update(F.cross_entropy(logits, y), weight=y.shape[0])
+        self.log(f"{stage}/loss", loss_mean, batch_size=y.shape[0], prog_bar=stage == "val")
         metric.update(logits, y)
         self.log(f"{stage}/acc", metric, prog_bar=stage == "val")
 
@@ -173,10 +181,12 @@ class SyntheticSequenceDataModule(pl.LightningDataModule):
         return DataLoader(ds, batch_size=self.batch_size, shuffle=self.shuffle)
 
     def val_dataloader(self) -> DataLoader:  # noqa: D102
-        return DataLoader(self.splits["val"], batch_size=self.batch_size)
+        # each sample on exactly one process under DDP (no padded repeats), so metrics are exact
+        return DataLoader(self.splits["val"], batch_size=self.batch_size, sampler=eval_sampler(self.splits["val"]))
 
     def test_dataloader(self) -> DataLoader:  # noqa: D102
-        return DataLoader(self.splits["test"], batch_size=self.batch_size)
+        return DataLoader(self.splits["test"], batch_size=self.batch_size,
+                          sampler=eval_sampler(self.splits["test"]))
 
     def predict_dataloader(self) -> DataLoader:  # noqa: D102
         return DataLoader(self.splits["test"], batch_size=self.batch_size)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
-from torchmetrics import Metric
+from torchmetrics import MeanMetric, Metric
 
 from attnkit.core.tasks.optim import build_optimization
 from attnkit.vision.inference import sliding_window_inference
@@ -110,6 +110,9 @@ class SegmentationTask(LightningModule):
                                   "hd95": HausdorffDistance95(num_classes)})
             for stage in ("val", "test")
         })
+        # a metric object (sum of losses and of samples across processes): exact under DDP, where
+        # `sync_dist` averages counts in integers and does not split uneven shares exactly
+        self.loss_mean = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(B, K, H, W)`` of the model on images ``(B, C, H, W)``."""
@@ -159,7 +162,9 @@ class SegmentationTask(LightningModule):
         for image, mask in zip(images, masks, strict=True):
             logits = self.predict_logits(image[None])
             target = mask[None].long()
-            self.log(f"{stage}/loss", self.criterion(logits, target), batch_size=1)
+            loss_mean = cast(MeanMetric, self.loss_mean[stage])
+            loss_mean.update(self.criterion(logits, target).detach())
+            self.log(f"{stage}/loss", loss_mean, on_step=False, on_epoch=True, batch_size=1)
             preds = logits.argmax(1)
             metrics = cast(nn.ModuleDict, self.metrics[stage])
             for name, module in metrics.items():
