@@ -1,7 +1,7 @@
 """Every domain under DDP with 2 CPU processes against 1 process, on tiny data (script: ddp_domains.py).
 
-Two runs of the script serve all tests (process start-up dominates): one process with global batch B, then
-two processes with B / 2 each, which also test the 1-process checkpoints. Per domain:
+Two runs serve all tests (process start-up dominates): one process with global batch B (in this process),
+then two processes with B / 2 each (the script), which also test the 1-process checkpoints. Per domain:
 
 (a) the training samples the two ranks read in each epoch are disjoint and together are the 1-process
     epoch (Lightning's DistributedSampler repeats one sample when the training set is odd; vision draws
@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from ddp_domains import DOMAINS, make_data  # noqa: E402
+from ddp_domains import DOMAINS, make_data, run  # noqa: E402
 
 # main validation metric per domain and the largest relative gap allowed between the 1- and 2-process fits
 FIT_TOLERANCE = {"demo": ("val/loss", 0.05), "recsys": ("val/ndcg@10", 0.15), "timeseries": ("val/mae", 0.1),
@@ -44,10 +47,27 @@ def _script(cwd: Path, *args: str) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The 1-process and 2-process runs of every domain (``one/`` and ``two/``)."""
+    """The 1-process and 2-process runs of every domain (``one/`` and ``two/``).
+
+    The 1-process runs happen in this process (saves a start-up); the environment (``PL_GLOBAL_SEED``), random
+    states and thread count they set are restored afterwards, so other tests do not see them.
+    """
     root = tmp_path_factory.mktemp("ddp")
     make_data(root / "data")
-    _script(root, str(root / "data"), str(root / "one"), "--devices", "1")
+    saved_env, saved_np, saved_py = dict(os.environ), np.random.get_state(), random.getstate()
+    threads = torch.get_num_threads()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.set_num_threads(1)
+            (root / "one").mkdir()
+            for domain in DOMAINS:
+                run(domain, root / "data", root / "one", 1, None)
+    finally:
+        torch.set_num_threads(threads)
+        np.random.set_state(saved_np)
+        random.setstate(saved_py)
+        os.environ.clear()
+        os.environ.update(saved_env)
     _script(root, str(root / "data"), str(root / "two"), "--devices", "2", "--ckpt-dir", str(root / "one"))
     return root
 
