@@ -21,6 +21,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
 WORK="${GPU_CHECK_DIR:-$(mktemp -d -t attnkit-gpu-check.XXXXXX)}"
 if [[ -z "${GPU_CHECK_DIR:-}" ]]; then trap 'rm -rf "$WORK"' EXIT; fi
+mkdir -p "$WORK" || exit 2
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" PYTHONWARNINGS=ignore
 SUMMARY="$WORK/summary.tsv"
 : > "$SUMMARY"
@@ -32,7 +33,7 @@ if [[ $MODE == gpu ]]; then
     "$PY" -c "import torch; print('GPU:', torch.cuda.get_device_name(0), '| torch', torch.__version__, '| CUDA', torch.version.cuda)"
 else
     ACC=cpu; PREC=32-true; NDDP=2
-    echo "CPU mode: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "CPU mode: $(getconf _NPROCESSORS_ONLN) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
 
 # step NAME TIMEOUT_S COMMAND...: runs a step under a time limit, records status and seconds
@@ -130,4 +131,4 @@ echo
 echo "| step | status | seconds | note |"
 echo "|---|---|---:|---|"
 awk -F'\t' '{printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4}' "$SUMMARY"
-! grep -qP '\t(FAILED|timeout)' "$SUMMARY"
+awk -F'\t' '$2 ~ /^(FAILED|timeout)/ {bad = 1} END {exit bad}' "$SUMMARY"

@@ -237,8 +237,11 @@ def main(argv: list[str] | None = None) -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     if a.make_data:
         make_data(a.data)
-    for domain in filter(None, a.domains.split(",")):
+    done = [d for d in a.domains.split(",") if d]
+    for domain in done:
         run(domain, a.data, a.out, a.devices, a.ckpt_dir, a.accelerator, a.precision)
+    if done and int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        print(f"NOTE fit + test of {len(done)} domains on {a.devices} {a.accelerator} device(s), {a.precision}")
 
 
 if __name__ == "__main__":
