@@ -88,8 +88,8 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
         return {"x": self.values[idx], "holdout": self.holdout[idx], "origin": self.origin[idx]}
 
 
-def _batched(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Collate function for batches that :meth:`WindowDataset.__getitems__` already built."""
+def _batched(batch: Any) -> Any:
+    """Collate function for batches that :meth:`WindowDataset.__getitems__` already built (a dict of tensors)."""
     return batch
 
 
