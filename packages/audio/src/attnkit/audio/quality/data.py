@@ -23,6 +23,7 @@ from attnkit.audio.io import AudioFileError, read_audio, resample
 from attnkit.audio.quality.features import NISQAFeatures, pad_segments
 from attnkit.audio.quality.model import DIMENSIONS
 from attnkit.audio.quality.registry import CLEAN_SPEECH, NISQA_CORPUS
+from attnkit.core.data.distributed import eval_sampler
 from attnkit.core.errors import DataFormatError, DataNotFoundError
 
 __all__ = [
@@ -284,10 +285,13 @@ class SpeechQualityDataModule(pl.LightningDataModule):
         ds = self.splits[split]
         if len(ds) == 0:
             raise ValueError(f"the {split} split of {self.csv_path()} is empty; check the split settings")
+        # Training: Lightning swaps in a DistributedSampler under DDP (distinct shuffled shares per epoch).
+        # Evaluation: each file on exactly one process, no padded repeats (exact PCC/RMSE across processes).
         return DataLoader(
             ds,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            sampler=None if shuffle else eval_sampler(ds),
             num_workers=self.num_workers,
             collate_fn=collate_quality,
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,

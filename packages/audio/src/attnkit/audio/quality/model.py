@@ -182,7 +182,8 @@ class PoolAttFF(nn.Module):
     The weight of step ``t`` is ``softmax_t(w2 . relu(W1 x_t))``; this is attention with the learned query
     ``w2`` over keys ``relu(W1 x_t)`` and values ``x_t`` (scale 1), computed by
     :func:`attnkit.core.attention`.
-    ``linear2``'s bias is kept for checkpoint compatibility; it cancels in the softmax.
+    ``linear2``'s bias is kept for checkpoint compatibility; it cancels in the softmax, so it is frozen
+    (its gradient is zero; a trainable parameter without a gradient would stop DDP training).
 
     Args:
         embed_dim: width ``D`` of the sequence.
@@ -198,6 +199,7 @@ class PoolAttFF(nn.Module):
         super().__init__()
         self.linear1 = nn.Linear(embed_dim, hidden_dim)
         self.linear2 = nn.Linear(hidden_dim, 1)
+        self.linear2.bias.requires_grad_(False)
         self.linear3 = nn.Linear(embed_dim, 1)
         self.dropout = nn.Dropout(dropout)
 

@@ -49,6 +49,8 @@ class SpeechQualityTask(Task):
         self.loss_name = loss
         self.names: tuple[str, ...] = tuple(getattr(model, "output_names", ("mos",)))
         k = len(self.names)
+        # a metric object (sum of losses and of samples across processes): exact under DDP, where
+        # `sync_dist` averages counts in integers and does not split uneven shares exactly
         self.metrics = nn.ModuleDict(
             {
                 stage: nn.ModuleDict(

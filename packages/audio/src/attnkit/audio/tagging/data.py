@@ -31,6 +31,7 @@ from attnkit.audio.tagging.formats import (
     read_collection,
     top_tags,
 )
+from attnkit.core.data.distributed import eval_sampler
 
 __all__ = ["ChunkDataset", "MusicTaggingDataModule", "SongDataset", "check_audio", "load_clip", "song_chunks"]
 
@@ -356,8 +357,10 @@ class MusicTaggingDataModule(pl.LightningDataModule):
         ds = SongDataset(
             self.splits[split], self.tag_names, self.sample_rate, self.chunk, self.max_eval_chunks
         )
+        # each song on exactly one process, no padded repeats (TagAUC concatenates its states)
         return DataLoader(
-            ds, batch_size=self.eval_batch_size, collate_fn=collate_songs, num_workers=self.num_workers
+            ds, batch_size=self.eval_batch_size, sampler=eval_sampler(ds), collate_fn=collate_songs,
+            num_workers=self.num_workers,
         )
 
     def val_dataloader(self) -> DataLoader:  # noqa: D102

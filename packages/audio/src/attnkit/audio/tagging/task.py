@@ -63,6 +63,8 @@ class MusicTaggingTask(Task):
         self.tags = list(tags) if tags is not None else [f"tag{i}" for i in range(k or 0)]
         self.val_auc = TagAUC(len(self.tags))
         self.test_auc = TagAUC(len(self.tags))
+        # a metric object (sum of losses and of samples across processes): exact under DDP, where
+        # `sync_dist` averages counts in integers and does not split uneven shares exactly
         self.last_test_table: dict[str, Tensor] | None = None
 
     def forward(self, wav: Tensor) -> Tensor:
@@ -116,12 +118,13 @@ class MusicTaggingTask(Task):
 
     def on_test_epoch_end(self) -> None:  # noqa: D102
         self._eval_end("test", self.test_auc)
-        table = self.test_auc.per_tag()
+        with self.test_auc.sync_context():  # every process's songs (per_tag reads the states directly)
+            table = self.test_auc.per_tag()
         self.last_test_table = table
         self.test_auc.reset()
+        log_dir = getattr(self.trainer, "log_dir", None)  # a collective call under DDP: every rank makes it
         if self.trainer.is_global_zero:
             print("\nper-tag song-level results (test split)\n" + format_tag_table(self.tags, table))
-            log_dir = getattr(self.trainer, "log_dir", None)
             if log_dir:
                 Path(log_dir).mkdir(parents=True, exist_ok=True)
                 with (Path(log_dir) / "per_tag_test.csv").open("w", newline="") as fh:

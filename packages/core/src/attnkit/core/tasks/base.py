@@ -23,6 +23,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 
 from attnkit.core.models import build_model, checkpoint_model_spec, model_spec
 from attnkit.core.tasks.optim import build_optimization
@@ -74,13 +75,24 @@ class Task(pl.LightningModule):
             self.hparams.pop(key, None)
         self.model = model
         self.optimizer, self.scheduler = optimizer, scheduler
+        self._loss_means = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
 
     # -- logging ------------------------------------------------------------------------------------
     def log_loss(self, stage: str, loss: Tensor, batch_size: int | None = None) -> None:
-        """Log ``{stage}/loss`` (on the progress bar for training and validation; synced across processes)."""
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, prog_bar=stage in ("train", "val"), batch_size=batch_size,
-                 on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
+        """Log ``{stage}/loss``: per step in training, else the sample-weighted mean over the epoch.
+
+        Evaluation losses go through a ``MeanMetric`` weighted by ``batch_size``, so the epoch value is exact
+        under several processes (Lightning's ``sync_dist`` mean would weight processes, not samples).
+        """
+        if stage == "train":
+            self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+            return
+        if stage not in self._loss_means:
+            self._loss_means[stage] = MeanMetric().to(loss.device)
+        mean = self._loss_means[stage]
+        assert isinstance(mean, MeanMetric)
+        mean.update(loss.detach(), weight=1 if batch_size is None else batch_size)
+        self.log(f"{stage}/loss", mean, prog_bar=stage == "val", batch_size=batch_size, on_step=False, on_epoch=True)
 
     # -- optimisation -------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

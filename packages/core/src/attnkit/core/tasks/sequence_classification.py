@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy
 
 from attnkit.core.attention import KeyPaddingMask
+from attnkit.core.data.distributed import eval_sampler
 from attnkit.core.layers import TransformerEncoder, TransformerEncoderLayer
 from attnkit.core.models import configurable
 from attnkit.core.tasks.base import Task
@@ -83,6 +84,8 @@ class SequenceClassificationTask(Task):
         super().__init__(model, optimizer, scheduler)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        # a metric object (sum of losses and of samples across processes): exact under DDP, where
+        # `sync_dist` averages counts in integers and does not split uneven shares exactly
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:  # noqa: D102
         return self.model(tokens, lengths)
@@ -172,10 +175,12 @@ class SyntheticSequenceDataModule(pl.LightningDataModule):
         return DataLoader(ds, batch_size=self.batch_size, shuffle=self.shuffle)
 
     def val_dataloader(self) -> DataLoader:  # noqa: D102
-        return DataLoader(self.splits["val"], batch_size=self.batch_size)
+        # each sample on exactly one process under DDP (no padded repeats), so metrics are exact
+        return DataLoader(self.splits["val"], batch_size=self.batch_size, sampler=eval_sampler(self.splits["val"]))
 
     def test_dataloader(self) -> DataLoader:  # noqa: D102
-        return DataLoader(self.splits["test"], batch_size=self.batch_size)
+        return DataLoader(self.splits["test"], batch_size=self.batch_size,
+                          sampler=eval_sampler(self.splits["test"]))
 
     def predict_dataloader(self) -> DataLoader:  # noqa: D102
         return DataLoader(self.splits["test"], batch_size=self.batch_size)

@@ -14,6 +14,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from attnkit.core.data import fetch
+from attnkit.core.data.distributed import eval_sampler
 from attnkit.core.errors import DataNotFoundError
 from attnkit.recsys.data.formats import (
     SequenceData,
@@ -284,8 +285,11 @@ class SequentialDataModule(pl.LightningDataModule):
         if name != "train" and len(ds) == 0:
             raise ValueError("no user has 3 or more actions, so there is nothing to evaluate (leave-one-out "
                              "needs a training, a validation and a test item per user)")
+        # Training: Lightning swaps in a DistributedSampler under DDP (distinct shuffled shares per epoch).
+        # Evaluation: each user on exactly one process, no padded repeats (RankingMetrics sums its states).
+        sampler = None if name == "train" else eval_sampler(ds)
         return DataLoader(ds, batch_size=self.batch_size if name == "train" else self.eval_batch_size,
-                          shuffle=shuffle, collate_fn=_identity, num_workers=self.num_workers,
+                          shuffle=shuffle, sampler=sampler, collate_fn=_identity, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader[Any]:  # noqa: D102

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from attnkit.core.data.distributed import eval_sampler
 from attnkit.timeseries.masking import MissingPattern, block_mask, mcar_mask_exact, subsequence_mask
 
 __all__ = ["ImputationDataModule", "SeriesSplits", "WindowDataset", "make_windows"]
@@ -66,7 +67,11 @@ def make_windows(series: list[np.ndarray], window: int, stride: int) -> tuple[np
 
 
 class WindowDataset(Dataset[dict[str, torch.Tensor]]):
-    """Windows ``(N, L, F)`` (standardised, NaN = missing) with hold-out masks and origins."""
+    """Windows ``(N, L, F)`` (standardised, NaN = missing) with hold-out masks and origins.
+
+    ``__getitems__`` slices a whole batch out of the stored tensors at once (the ``DataLoader`` calls it
+    with the batch's indices), much faster than stacking per-window items.
+    """
 
     def __init__(self, values: torch.Tensor, holdout: torch.Tensor, origin: torch.Tensor) -> None:
         self.values, self.holdout, self.origin = values, holdout, origin
@@ -77,27 +82,15 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"x": self.values[i], "holdout": self.holdout[i], "origin": self.origin[i]}
 
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        """The batch of ``indices``: ``x``/``holdout`` ``(B, L, F)``, ``origin`` ``(B, 2)``."""
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return {"x": self.values[idx], "holdout": self.holdout[idx], "origin": self.origin[idx]}
 
-def _collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
-
-class _BatchLoader:
-    """Batches by slicing whole tensors (much faster than per-item collation for in-memory windows)."""
-
-    def __init__(self, ds: WindowDataset, batch_size: int, shuffle: bool, generator: torch.Generator) -> None:
-        self.ds, self.batch_size, self.shuffle = ds, batch_size, shuffle
-        self.generator = generator
-
-    def __len__(self) -> int:
-        return (len(self.ds) + self.batch_size - 1) // self.batch_size
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        n = len(self.ds)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        for i in range(0, n, self.batch_size):
-            idx = order[i : i + self.batch_size]
-            yield {"x": self.ds.values[idx], "holdout": self.ds.holdout[idx], "origin": self.ds.origin[idx]}
+def _batched(batch: Any) -> Any:
+    """Collate function for batches that :meth:`WindowDataset.__getitems__` already built (a dict of tensors)."""
+    return batch
 
 
 class ImputationDataModule(LightningDataModule):
@@ -251,9 +244,16 @@ class ImputationDataModule(LightningDataModule):
         self.setup()
         return self._ready[split]
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader | _BatchLoader:
-        gen = self.train_generator if shuffle else torch.Generator().manual_seed(self.seed)
-        return _BatchLoader(self.dataset(split), self.batch_size, shuffle, gen)
+    def _loader(self, split: str, shuffle: bool) -> DataLoader[dict[str, torch.Tensor]]:
+        """A ``DataLoader`` over ``split``.
+
+        Training shuffles with :attr:`train_generator` in one process; under DDP Lightning swaps in a
+        ``DistributedSampler`` (distinct shares, seeded by ``seed_everything``, reshuffled per epoch).
+        Evaluation gives each window to exactly one process (:func:`~attnkit.core.data.distributed.eval_sampler`).
+        """
+        ds = self.dataset(split)
+        sampler = RandomSampler(ds, generator=self.train_generator) if shuffle else eval_sampler(ds)
+        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, collate_fn=_batched)
 
     def state_dict(self) -> dict[str, Any]:
         """The shuffling state, so a resumed run continues the same sequence of epoch orders."""

@@ -173,7 +173,16 @@ class ImputationTask(Task):
     def on_predict_epoch_end(self) -> None:
         """Stitch the windows and write the imputed CSV (original scale) via the data module."""
         dm = getattr(self.trainer, "datamodule", None)
-        if dm is None or not hasattr(dm, "write_predictions") or not self._pred:
+        if dm is None or not hasattr(dm, "write_predictions"):
+            return
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # under DDP each process predicted its own share of the windows: rank 0 writes them all
+            shares: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(shares, self._pred)
+            if not self.trainer.is_global_zero:
+                return
+            self._pred = [p for share in shares for p in share]
+        if not self._pred:
             return
         imputed = np.concatenate([p for p, _ in self._pred])
         origin = np.concatenate([o for _, o in self._pred])

@@ -7,12 +7,12 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from attnkit.core.data import dataset_dir, fetch
+from attnkit.core.data.distributed import eval_sampler, global_seed
 from attnkit.vision.data.augment import SegmentationAugment
-from attnkit.vision.data.datasets import ImageDataset, PatchDataset
+from attnkit.vision.data.datasets import ImageDataset, PatchDataset, PatchSampler
 from attnkit.vision.data.formats import DEFAULT_PATTERN, Intensity, SegmentationPair, load_pairs
 
 __all__ = ["FolderSegmentationDataModule", "ISBI2012DataModule", "MoNuSegDataModule", "collate_images"]
@@ -169,19 +169,22 @@ class FolderSegmentationDataModule(LightningDataModule):
             raise ValueError("predict needs images: pass --data.predict_dir FOLDER")
 
     def train_dataloader(self) -> DataLoader[Any]:
-        """Random augmented patches."""
+        """Random augmented patches: this process's share of each epoch (see :class:`PatchSampler`).
+
+        Patches are a pure function of (``seed_everything`` seed, epoch, index), so N processes train on
+        distinct patches and a resumed run draws the same ones.
+        """
         ds = PatchDataset(self.load_split("train"), self.patch_size, self.samples_per_epoch,
-                          self.augmentation, self.mean, self.std)
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
-                          drop_last=len(ds) >= self.batch_size, persistent_workers=self.num_workers > 0)
+                          self.augmentation, self.mean, self.std, seed=global_seed())
+        sampler = PatchSampler(ds)
+        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          drop_last=len(sampler) >= self.batch_size, persistent_workers=self.num_workers > 0)
 
     def _whole(self, pairs: list[SegmentationPair]) -> DataLoader[Any]:
         ds = ImageDataset(pairs, self.mean, self.std)
-        sampler = None
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            # each image exactly once across processes (Lightning's default sampler pads with repeats,
-            # which would count some images twice in the per-image metrics)
-            sampler = UnrepeatedDistributedSampler(ds, shuffle=False)
+        # each image exactly once across processes (Lightning's default sampler pads with repeats, which
+        # would count some images twice in the per-image metrics)
+        sampler = eval_sampler(ds)
         return DataLoader(ds, batch_size=1, shuffle=False, sampler=sampler, num_workers=self.num_workers,
                           collate_fn=collate_images)
 

@@ -8,12 +8,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, DistributedSampler
 
 from attnkit.vision.data.augment import SegmentationAugment
 from attnkit.vision.data.formats import SegmentationPair
 
-__all__ = ["ImageDataset", "PatchDataset", "normalise"]
+__all__ = ["ImageDataset", "PatchDataset", "PatchSampler", "normalise", "patch_seed"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -33,10 +33,21 @@ def normalise(image: Tensor, mean: Sequence[float] | None = None,
     return (x - m) / s
 
 
+def patch_seed(seed: int, epoch: int, index: int) -> int:
+    """A well-mixed 63-bit seed for the patch ``index`` of ``epoch`` (``numpy.random.SeedSequence``)."""
+    state = np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, index]).generate_state(2, np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1
+
+
 class PatchDataset(Dataset[dict[str, Tensor]]):
     """Random ``patch_size`` crops of labelled images, augmented; ``samples_per_epoch`` items per epoch.
 
     Images are drawn with probability proportional to their area; smaller images are reflect-padded.
+    Item ``index`` of epoch ``epoch`` is a pure function of ``(seed, epoch, index)``: crop position and
+    augmentation are drawn from a generator seeded by :func:`patch_seed`, never from the global random
+    state. So processes that read distinct indices train on distinct patches, and a resumed run sees the
+    patches of the interrupted one. Index with ``(epoch, index)`` (what :class:`PatchSampler` yields) or
+    with a plain ``index`` for the epoch of :meth:`set_epoch`.
 
     Args:
         pairs: labelled images.
@@ -45,12 +56,13 @@ class PatchDataset(Dataset[dict[str, Tensor]]):
         augment: joint augmentation (``None``: none).
         mean: normalisation mean per channel.
         std: normalisation std per channel.
+        seed: base seed of the patches.
 
     """
 
     def __init__(self, pairs: Sequence[SegmentationPair], patch_size: int, samples_per_epoch: int,
                  augment: SegmentationAugment | None = None, mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None) -> None:
+                 std: Sequence[float] | None = None, seed: int = 0) -> None:
         if not pairs:
             raise ValueError("PatchDataset needs at least one labelled image")
         if any(p.mask is None for p in pairs):
@@ -61,11 +73,24 @@ class PatchDataset(Dataset[dict[str, Tensor]]):
         self.probs = torch.from_numpy(areas / areas.sum())
         self.patch_size, self.samples_per_epoch = patch_size, samples_per_epoch
         self.augment, self.mean, self.std = augment, mean, std
+        self.seed, self.epoch = seed, 0
 
     def __len__(self) -> int:
         return self.samples_per_epoch
 
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch used for plain integer indices."""
+        self.epoch = epoch
+
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Tensor]:
+        epoch, i = index if isinstance(index, tuple) else (self.epoch, index)
+        # The augmentations (torchvision v2) draw from the global generator: seed it for this item only and
+        # give the caller its random state back afterwards.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(patch_seed(self.seed, int(epoch), int(i)))
+            return self._draw()
+
+    def _draw(self) -> dict[str, Tensor]:
         i = int(torch.multinomial(self.probs, 1))
         img, mask = self.images[i], self.masks[i]
         ps = self.patch_size
@@ -83,6 +108,40 @@ class PatchDataset(Dataset[dict[str, Tensor]]):
         if self.augment is not None:
             img_p, mask_p = self.augment(img_p, mask_p)
         return {"image": normalise(img_p, self.mean, self.std), "mask": mask_p.long()}
+
+
+class PatchSampler(DistributedSampler[tuple[int, int]]):
+    """This process's share of an epoch of patches: ``(epoch, index)`` pairs for :class:`PatchDataset`.
+
+    Rank ``r`` of ``W`` reads indices ``r, r + W, ...``, ``ceil(N / W)`` of them, so the shares are
+    disjoint and together hold the ``N`` patches of one process's epoch (plus up to ``W - 1`` further
+    fresh patches when ``W`` does not divide ``N``, instead of repeated ones). Lightning calls
+    :meth:`set_epoch` at every epoch (also when resuming) and leaves this sampler in place under DDP,
+    as it is a ``DistributedSampler``. The epoch travels with the index, so it reaches persistent
+    loader workers too.
+
+    Args:
+        dataset: the patch dataset (its length is the epoch size ``N``).
+        num_replicas: number of processes (default: the process group's, 1 without one).
+        rank: this process's rank (default: the process group's, 0 without one).
+
+    """
+
+    def __init__(self, dataset: PatchDataset, num_replicas: int | None = None, rank: int | None = None) -> None:
+        from attnkit.core.data.distributed import world
+
+        size, r = world()
+        num_replicas = size if num_replicas is None else num_replicas
+        rank = r if rank is None else rank
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, seed=dataset.seed)
+        self.num_samples = -(-len(dataset) // num_replicas)
+        self.total_size = self.num_samples * num_replicas
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return ((self.epoch, i) for i in range(self.rank, self.total_size, self.num_replicas))
+
+    def __len__(self) -> int:
+        return self.num_samples
 
 
 class ImageDataset(Dataset[dict[str, object]]):

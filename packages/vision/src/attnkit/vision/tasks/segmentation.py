@@ -118,6 +118,8 @@ class SegmentationTask(Task):
                                   "auprc": PixelAUPRC(num_classes)})
             for stage in ("val", "test")
         })
+        # a metric object (sum of losses and of samples across processes): exact under DDP, where
+        # `sync_dist` averages counts in integers and does not split uneven shares exactly
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(B, K, H, W)`` of the model on images ``(B, C, H, W)``."""
