@@ -13,13 +13,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 import torch
 
 TIMEOUT_S = 240
 MAX_BYTES = 1 << 20
-needs_wrapper = pytest.mark.xfail(strict=False, reason="needs the CLI wrapper")
 
 
 def _run(args: list[str], tmp_path: Path, module: str = "attnkit.core.cli") -> tuple[int, str]:
@@ -59,7 +57,6 @@ def _error_line(rc: int, stderr: str, prefix: str = "attnkit: error: ") -> str:
     return lines[0]
 
 
-@needs_wrapper
 def test_missing_dataset_offline(tmp_path: Path) -> None:
     rc, err = _run(["fit", "-c", "sasrec-games", "--trainer.fast_dev_run=true"], tmp_path)
     line = _error_line(rc, err)
@@ -68,7 +65,6 @@ def test_missing_dataset_offline(tmp_path: Path) -> None:
     assert "b7376fe24430743f411dc7f567285657b2adb3f74361cc7ba0aee94f3024b651" in line
 
 
-@needs_wrapper
 def test_missing_data_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope.txt"
     rc, err = _run(["fit", "-c", "sasrec-games", "--data.path", str(missing), "--trainer.fast_dev_run=true"],
@@ -77,7 +73,6 @@ def test_missing_data_path(tmp_path: Path) -> None:
     assert str(missing) in line and "--data.path" in line
 
 
-@needs_wrapper
 def test_nonexistent_checkpoint(tmp_path: Path) -> None:
     missing = tmp_path / "nope.ckpt"
     rc, err = _run(["test", "-c", "demo", "--data.num_samples", "64", "--ckpt_path", str(missing)], tmp_path)
@@ -85,7 +80,6 @@ def test_nonexistent_checkpoint(tmp_path: Path) -> None:
     assert str(missing) in line and "does not exist" in line
 
 
-@needs_wrapper
 def test_truncated_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "cut.ckpt"
     torch.save({"state_dict": {"w": torch.zeros(4096)}, "global_step": 1}, path)
@@ -95,7 +89,6 @@ def test_truncated_checkpoint(tmp_path: Path) -> None:
     assert f"checkpoint {path} is truncated or not a checkpoint file" in line
 
 
-@needs_wrapper
 def test_malformed_yaml(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("model:\n  class_path: SequenceClassificationTask\n  init_args:\n    lr: [0.1\n"
@@ -105,7 +98,6 @@ def test_malformed_yaml(tmp_path: Path) -> None:
     assert f"{cfg}:" in line and "yaml" not in line.split(str(cfg))[0].lower()
 
 
-@needs_wrapper
 def test_bad_config_value(tmp_path: Path) -> None:
     rc, err = _run(["fit", "-c", "demo", "--trainer.max_epochs", "abc"], tmp_path)
     line = _error_line(rc, err)

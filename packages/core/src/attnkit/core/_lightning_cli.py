@@ -168,8 +168,8 @@ class AttnkitCLI(LightningCLI):
                     "or pass the path of a checkpoint file."
                 )
         elif ckpt is not None and "://" not in str(ckpt) and not Path(ckpt).is_file():
-            raise FileNotFoundError(f"--ckpt_path {ckpt}: no such file. Pass a checkpoint file, or `best` / `last` "
-                                    "for the run's own checkpoints.")
+            raise FileNotFoundError(f"--ckpt_path {ckpt}: the file does not exist. Pass a checkpoint file, or `best` / "
+                                    "`last` for the run's own checkpoints.")
         super()._run_subcommand(subcommand)
 
     def after_fit(self) -> None:

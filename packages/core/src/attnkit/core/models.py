@@ -246,7 +246,8 @@ def load_model(
         trusted: extra module prefixes for :func:`build_model`.
 
     Raises:
-        FileNotFoundError: no such file.
+        CheckpointNotFoundError: no such file (a ``FileNotFoundError``).
+        CheckpointError: the file is truncated or not a checkpoint.
         ValueError: the checkpoint holds no model spec (written before attnkit stored one, or by a model
             that is not :func:`configurable`): build the model yourself and load ``state_dict`` entries
             that start with ``model.``.
@@ -270,13 +271,6 @@ def load_model(
 def _read_checkpoint(checkpoint: str | Path | Mapping[str, Any], map_location: str) -> Mapping[str, Any]:
     if isinstance(checkpoint, Mapping):
         return checkpoint
-    import torch
+    from attnkit.core.io import load_checkpoint
 
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; train one with `attnkit fit -c <config>` "
-                                "(it writes runs/<config>/checkpoints/best.ckpt)")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError) as e:
-        raise ValueError(f"checkpoint {path} is truncated or not a checkpoint file ({str(e).splitlines()[0]})") from e
+    return load_checkpoint(checkpoint, map_location=map_location)  # errors name the file and the fix

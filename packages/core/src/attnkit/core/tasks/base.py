@@ -25,6 +25,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from attnkit.core.io import load_checkpoint
 from attnkit.core.models import build_model, checkpoint_model_spec, model_spec
 from attnkit.core.tasks.optim import build_optimization
 
@@ -126,7 +127,7 @@ class Task(pl.LightningModule):
     ) -> Any:
         """Lightning's ``load_from_checkpoint``; the model is rebuilt from the checkpoint unless ``model=`` is given."""
         if "model" not in kwargs:
-            ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+            ckpt = load_checkpoint(checkpoint_path)
             spec = checkpoint_model_spec(ckpt)
             if spec is None:
                 raise ValueError(f"{checkpoint_path} stores no model spec; pass model=<the nn.Module> to rebuild it")
