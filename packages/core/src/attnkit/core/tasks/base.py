@@ -144,6 +144,12 @@ class Task(pl.LightningModule):
         root = self.trainer.default_root_dir if self._trainer is not None else "."
         return Path(root) / "predictions"
 
+    def on_predict_epoch_end(self) -> None:
+        """Write the predictions when no :class:`PredictionWriter` does (``trainer.predict`` from Python)."""
+        trainer = self.trainer
+        if not any(isinstance(cb, PredictionWriter) for cb in trainer.callbacks):  # type: ignore[attr-defined]
+            _write_epoch(trainer, self, trainer.predict_loop.predictions)
+
     def write_predictions(self, predictions: Sequence[Any], directory: Path, suffix: str = "") -> list[Path]:
         """Write the outputs of ``predict_step`` for a whole epoch; returns the files written.
 
@@ -215,14 +221,19 @@ class PredictionWriter(BasePredictionWriter):
     def write_on_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            predictions: Sequence[Any], batch_indices: Sequence[Any]) -> None:
         """Hand the epoch's predictions to the task's writer."""
-        if not isinstance(pl_module, Task):
-            return
-        multi = len(trainer.num_predict_batches) > 1  # then one list of batch outputs per dataloader
-        preds = [p for loader in predictions for p in loader] if multi else list(predictions)
-        suffix = f"-rank{trainer.global_rank}" if trainer.world_size > 1 else ""
-        directory = pl_module.prediction_dir
-        directory.mkdir(parents=True, exist_ok=True)
-        self.written = pl_module.write_predictions(preds, directory, suffix)
+        if isinstance(pl_module, Task):
+            self.written = _write_epoch(trainer, pl_module, predictions)
+
+
+def _write_epoch(trainer: pl.Trainer, task: Task, predictions: Sequence[Any]) -> list[Path]:
+    """Call ``task.write_predictions`` on an epoch's outputs (flattened over dataloaders) and say where."""
+    multi = len(trainer.num_predict_batches) > 1  # then one list of batch outputs per dataloader
+    preds = [p for loader in predictions for p in loader] if multi else list(predictions)
+    suffix = f"-rank{trainer.global_rank}" if trainer.world_size > 1 else ""
+    directory = task.prediction_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    written = task.write_predictions(preds, directory, suffix)
+    if trainer.is_global_zero:
         files = sorted(p for p in directory.rglob("*") if p.is_file())
-        if trainer.is_global_zero:
-            print(f"attnkit: predictions: {len(files)} file(s) in {directory}", file=sys.stderr)
+        print(f"attnkit: predictions: {len(files)} file(s) in {directory}", file=sys.stderr)
+    return written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -160,34 +161,37 @@ class ImputationTask(Task):
         if dm is not None and hasattr(dm, "protocol"):
             rank_zero_info(f"attnkit test protocol -- {dm.protocol}")
 
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:  # noqa: D102
         x = batch["x"]
         observed = ~torch.isnan(x)
         out = self.model(torch.nan_to_num(x), observed.to(x.dtype))
         self._pred.append((out.imputation.detach().cpu().numpy(), batch["origin"].cpu().numpy()))
-        return out.imputation
+        return None  # the windows are kept in self._pred and stitched by write_predictions
 
     def on_predict_epoch_start(self) -> None:  # noqa: D102
         self._pred = []
 
-    def on_predict_epoch_end(self) -> None:
-        """Stitch the windows and write the imputed CSV (original scale) via the data module."""
+    def write_predictions(self, predictions: Sequence[Any], directory: Path, suffix: str = "") -> list[Path]:
+        """Stitch the windows and write the imputed table (original scale) through the data module.
+
+        ``predict_output`` is relative to ``directory`` (``<run>/predictions/``). Under DDP every process
+        predicted its own share of the windows; rank 0 gathers them and writes one file.
+        """
         dm = getattr(self.trainer, "datamodule", None)
         if dm is None or not hasattr(dm, "write_predictions"):
-            return
+            return []
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            # under DDP each process predicted its own share of the windows: rank 0 writes them all
             shares: list[Any] = [None] * torch.distributed.get_world_size()
             torch.distributed.all_gather_object(shares, self._pred)
             if not self.trainer.is_global_zero:
-                return
+                return []
             self._pred = [p for share in shares for p in share]
         if not self._pred:
-            return
+            return []
         imputed = np.concatenate([p for p, _ in self._pred])
         origin = np.concatenate([o for _, o in self._pred])
         path = Path(self.predict_output)
         if not path.is_absolute():
-            path = self.prediction_dir / path
+            path = directory / path
         dm.write_predictions(imputed, origin, path)
-        rank_zero_info(f"attnkit predict: wrote imputed series to {path}")
+        return [path]
