@@ -39,12 +39,23 @@ class RemoteFile:
         url: where a networked machine downloads it from (``None``: must be placed by hand).
         sha256: hex digest of the downloaded file (``None``: not verified).
         size: size in bytes, for listings and progress bars.
+        extracted: glob patterns (relative to the dataset folder) of what the file unpacks to; when every
+            pattern matches a file, the archive counts as present even if it was deleted after extraction.
     """
 
     path: str
     url: str | None = None
     sha256: str | None = None
     size: int | None = None
+    extracted: tuple[str, ...] = ()
+
+    def present(self, folder: Path) -> bool:
+        """Whether the file, or everything it unpacks to (:attr:`extracted`), is in ``folder``."""
+        if (folder / self.path).is_file():
+            return True
+        return bool(self.extracted) and all(
+            any(p.is_file() for p in folder.glob(pattern)) for pattern in self.extracted
+        )
 
 
 @dataclass(frozen=True)
@@ -74,9 +85,9 @@ class Dataset:
         return None if not sizes or any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
 
     def missing(self, root: str | os.PathLike[str] | None = None) -> list[RemoteFile]:
-        """Files not present under the data root."""
+        """Files not present under the data root (an archive counts as present when it is extracted)."""
         d = dataset_dir(self.id, root)
-        return [f for f in self.files if not (d / f.path).is_file()]
+        return [f for f in self.files if not f.present(d)]
 
 
 def register(dataset: Dataset, *, replace: bool = False) -> Dataset:
@@ -150,7 +161,7 @@ def fetch(
         raise KeyError(f"dataset {dataset_id!r} has no files {unknown}; it has {[f.path for f in ds.files]}")
     for f in wanted:
         target = d / f.path
-        if target.is_file():
+        if f.present(d):
             continue
         if f.url is None:
             raise DatasetUnavailableError(
