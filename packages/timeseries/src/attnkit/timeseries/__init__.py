@@ -7,6 +7,7 @@ from attnkit.timeseries.data import registry as _registry  # noqa: F401  (regist
 from attnkit.timeseries.models import registry as _model_registry  # noqa: F401  (registers the models)
 
 if TYPE_CHECKING:
+    from attnkit.timeseries.baselines import baseline_imputations, impute_locf, training_median
     from attnkit.timeseries.data import (
         AirQualityDataModule,
         ETTDataModule,
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from attnkit.timeseries.tasks import ImputationTask
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "baseline_imputations": "attnkit.timeseries.baselines:baseline_imputations",
+    "impute_locf": "attnkit.timeseries.baselines:impute_locf",
+    "training_median": "attnkit.timeseries.baselines:training_median",
     "AirQualityDataModule": "attnkit.timeseries.data:AirQualityDataModule",
     "ETTDataModule": "attnkit.timeseries.data:ETTDataModule",
     "ImputationDataModule": "attnkit.timeseries.data:ImputationDataModule",
@@ -69,8 +73,10 @@ __all__ = [
     "PhysioNet2012DataModule",
     "SAITSOutput",
     "TableDataModule",
+    "baseline_imputations",
     "block_mask",
     "from_pypots_state_dict",
+    "impute_locf",
     "load_physionet2012",
     "mcar_mask",
     "plot_imputation",
@@ -81,4 +87,5 @@ __all__ = [
     "saits_base",
     "saits_physionet2012",
     "subsequence_mask",
+    "training_median",
 ]
