@@ -36,9 +36,11 @@ def test_folder_to_csv(tmp_path: Path, weights: Path, capsys: pytest.CaptureFixt
     assert rc == 0
     rows = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert [Path(r["file"]).name for r in rows] == ["a.wav", "b.flac"]
-    assert list(rows[0]) == ["file", "mos", "noi", "dis", "col", "loud", "duration_s", "sample_rate", "error"]
+    assert list(rows[0]) == ["file", "mos", "noi", "dis", "col", "loud", "duration_s", "sample_rate", "warning",
+                             "error"]
     want = SpeechQualityModel.from_checkpoint(weights).predict_file(tmp_path / "in" / "a.wav")
-    assert float(rows[0]["mos"]) == pytest.approx(want.mos, abs=1e-4)
+    assert float(rows[0]["mos"]) == want.mos  # full precision, not rounded
+    assert "0.50 s is shorter than 3 s" in rows[0]["warning"]
     assert rows[1]["sample_rate"] == "8000"
     assert "a.wav\tmos=" in capsys.readouterr().out
     rc = main(
@@ -62,19 +64,23 @@ def test_bad_files_stop_or_skip(tmp_path: Path, weights: Path, capsys: pytest.Ca
     _write(tmp_path / "in" / "short.wav", 16000, 0.05)
     _write(tmp_path / "in" / "stereo.wav", 16000, 0.5, channels=2)
     (tmp_path / "in" / "fake.wav").write_bytes(b"RIFF....garbage")
-    rc = main(["quality", str(tmp_path / "in"), "--weights", str(weights)])
+    out = tmp_path / "r.csv"
+    rc = main(["quality", str(tmp_path / "in"), "--weights", str(weights), "--stop-on-error", "--csv", str(out)])
     assert rc == 2
     assert "fake.wav: not a readable audio file" in capsys.readouterr().err
-    out = tmp_path / "r.csv"
-    rc = main(["quality", str(tmp_path / "in"), "--weights", str(weights), "--skip-errors", "--csv", str(out)])
+    assert out.is_file()  # with the rows scored before the stop (none here: the first batch held the bad file)
+    # by default a bad file is reported and the others are scored (stereo is averaged, as in the original)
+    rc = main(["quality", str(tmp_path / "in"), "--weights", str(weights), "--csv", str(out)])
     assert rc == 1
     err = capsys.readouterr().err
-    assert "short.wav: too short for NISQA" in err and "stereo.wav: has 2 channels" in err
+    assert "short.wav: too short for NISQA" in err and "fake.wav: not a readable audio file" in err
     rows = {Path(r["file"]).name: r for r in csv.DictReader(out.open())}
-    assert rows["a.wav"]["error"] == "" and rows["a.wav"]["mos"]
+    assert list(rows) == ["a.wav", "fake.wav", "short.wav", "stereo.wav"]
+    assert rows["a.wav"]["error"] == "" and rows["a.wav"]["mos"] and rows["stereo.wav"]["mos"]
     assert "too short" in rows["short.wav"]["error"] and rows["short.wav"]["mos"] == ""
-    rc = main(["quality", str(tmp_path / "in" / "stereo.wav"), "--weights", str(weights), "--channel", "mean"])
-    assert rc == 0
+    assert "not a readable audio file" in rows["fake.wav"]["error"]
+    rc = main(["quality", str(tmp_path / "in" / "stereo.wav"), "--weights", str(weights), "--channel", "error"])
+    assert rc == 1 and "stereo.wav: has 2 channels" in capsys.readouterr().err
 
 
 def test_missing_inputs_and_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -109,6 +115,6 @@ def test_bad_input_kinds_named_in_cli_errors(tmp_path: Path, weights: Path, caps
         "stereo.wav": "has 2 channels",
     }
     for name, message in expected.items():
-        assert main(["quality", str(d / name), "--weights", str(weights)]) == 2
+        assert main(["quality", str(d / name), "--weights", str(weights), "--channel", "error"]) == 1
         err = capsys.readouterr().err
         assert f"{name}: " in err and message in err, err

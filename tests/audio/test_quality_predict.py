@@ -51,7 +51,6 @@ def test_predict_in_memory_matches_file_and_batch(tmp_path: Path, sqm: SpeechQua
         (torch.full((16000,), 1e-5), "is silent"),
         (torch.tensor([0.1, float("nan")] * 8000), r"1 sample\(s\)|8000 sample\(s\) are NaN or infinite"),
         (torch.randint(-100, 100, (16000,)), "floating-point samples"),
-        (torch.randn(3, 16000) * 0.1, "has 3 channels.*channel='mean'"),
         (torch.randn(1, 2, 16000), r"expected a 1-D signal \(N,\), got shape \(1, 2, 16000\)"),
     ],
 )
@@ -73,7 +72,9 @@ def test_multichannel_modes(tmp_path: Path) -> None:
     st = np.stack([_speechlike(16000, 0.5), _speechlike(16000, 0.5, 3)], axis=1)
     sf.write(tmp_path / "st.wav", st, 16000, subtype="FLOAT")
     with pytest.raises(AudioFileError, match=r"st\.wav: has 2 channels"):
-        SpeechQualityModel(model).predict_file(tmp_path / "st.wav")
+        SpeechQualityModel(model, channel="error").predict_file(tmp_path / "st.wav")
+    with pytest.raises(AudioFileError, match=r"has 3 channels.*channel='mean'"):
+        SpeechQualityModel(model, channel="error").predict(torch.randn(3, 16000) * 0.1, 16000)
     mean = SpeechQualityModel(model, channel="mean").predict_file(tmp_path / "st.wav")
     want = SpeechQualityModel(model).predict(st.mean(axis=1).astype(np.float32), 16000)
     assert mean.scores == pytest.approx(want.scores, abs=1e-5)

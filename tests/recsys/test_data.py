@@ -79,8 +79,8 @@ def test_sample_negatives_excludes_history_without_loops() -> None:
 
 
 def test_bad_inputs_to_the_datamodule(tmp_path: Path, tiny_root: Path) -> None:
-    with pytest.raises(ValueError, match="unknown dataset 'games'"):
-        SequentialDataModule("games")
+    with pytest.raises(FileNotFoundError, match="dataset 'games' is not registered"):
+        SequentialDataModule("games", root=str(tiny_root)).setup()
     with pytest.raises(ValueError, match="max_len must be >= 1"):
         SequentialDataModule(max_len=0)
     p = tmp_path / "short.txt"

@@ -79,7 +79,7 @@ def test_generic_table_wide_long_parquet(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(a, c[["a", "b"]], check_names=False, check_freq=False)
     with pytest.raises(ValueError, match=r"non-numeric columns \['site'\]"):
-        read_table(tmp_path / "w.csv", time_column="time")
+        read_table(tmp_path / "w.csv", time_column="time", categorical="error")
     with pytest.raises(ValueError, match="no column"):
         read_table(tmp_path / "w.csv", time_column="when")
     dm = TableDataModule(path=str(tmp_path / "w.csv"), time_column="time", columns=["a", "b"], num_steps=5)

@@ -34,6 +34,7 @@ def sample_negatives(
     *,
     generator: torch.Generator | None = None,
     max_rounds: int = 1000,
+    weights: Tensor | None = None,
 ) -> Tensor:
     """Draw item ids uniformly from ``1..num_items`` excluding each row's history (with replacement).
 
@@ -46,6 +47,8 @@ def sample_negatives(
         shape: trailing shape of the draw per row, e.g. ``(L,)`` or ``(100,)``.
         generator: optional torch generator (CPU) for reproducible draws.
         max_rounds: give up after this many redraw rounds.
+        weights: ``(N + 1,)`` non-negative sampling weights per item id (index 0 ignored), e.g. item
+            popularity; ``None`` draws uniformly. Items of weight 0 are never drawn.
 
     Returns:
         ``(B, *shape)`` int64 item ids on the history's device.
@@ -57,7 +60,16 @@ def sample_negatives(
     b = sorted_history.shape[0]
     dev = sorted_history.device
 
+    probs = None
+    if weights is not None:
+        if weights.shape != (num_items + 1,):
+            raise ValueError(f"weights must have shape ({num_items + 1},), got {tuple(weights.shape)}")
+        probs = weights.detach().to("cpu", torch.float64).clone()
+        probs[0] = 0.0
+
     def draw(n: int) -> Tensor:
+        if probs is not None:
+            return torch.multinomial(probs, n, replacement=True, generator=generator).to(dev)
         return torch.randint(1, num_items + 1, (n,), generator=generator).to(dev)
 
     out = draw(b * int(torch.Size(shape).numel())).view(b, *shape)
@@ -68,6 +80,11 @@ def sample_negatives(
             return out
         out[bad] = draw(n_bad)
         bad = contains(sorted_history, out)
+    if probs is not None:
+        raise ValueError(
+            f"could not draw negatives after {max_rounds} rounds: some users have interacted with (almost) every "
+            "item that has a non-zero sampling weight -- use uniform negatives or drop such users"
+        )
     distinct = (sorted_history[:, 1:] != sorted_history[:, :-1]) & (sorted_history[:, 1:] > 0)
     full = (distinct.sum(1) + (sorted_history[:, :1] > 0).squeeze(1)) >= num_items
     raise ValueError(

@@ -8,6 +8,7 @@ from attnkit.timeseries.models import registry as _model_registry  # noqa: F401 
 
 if TYPE_CHECKING:
     from attnkit.core.models import load_model
+    from attnkit.timeseries.baselines import baseline_imputations, impute_locf, training_median
     from attnkit.timeseries.data import (
         AirQualityDataModule,
         ETTDataModule,
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "load_model": "attnkit.core.models:load_model",
+    "baseline_imputations": "attnkit.timeseries.baselines:baseline_imputations",
+    "impute_locf": "attnkit.timeseries.baselines:impute_locf",
+    "training_median": "attnkit.timeseries.baselines:training_median",
     "AirQualityDataModule": "attnkit.timeseries.data:AirQualityDataModule",
     "ETTDataModule": "attnkit.timeseries.data:ETTDataModule",
     "ImputationDataModule": "attnkit.timeseries.data:ImputationDataModule",
@@ -71,8 +75,10 @@ __all__ = [
     "PhysioNet2012DataModule",
     "SAITSOutput",
     "TableDataModule",
+    "baseline_imputations",
     "block_mask",
     "from_pypots_state_dict",
+    "impute_locf",
     "load_model",
     "load_physionet2012",
     "mcar_mask",
@@ -84,4 +90,5 @@ __all__ = [
     "saits_base",
     "saits_physionet2012",
     "subsequence_mask",
+    "training_median",
 ]

@@ -104,6 +104,7 @@ class QualityDataset(Dataset[tuple[Tensor, Tensor]]):
         self.features = features or NISQAFeatures()
         self.sample_rate, self.cache, self.channel = sample_rate, cache, channel
         self._cache: dict[int, Tensor] = {}
+        self.groups: list[str] | None = None  # database / split value per file, when the CSV has one
 
     def __len__(self) -> int:
         return len(self.files)
@@ -163,6 +164,7 @@ class SpeechQualityDataModule(pl.LightningDataModule):
         max_segments: longest file in segments (1300 = about 52 s).
         cache: keep features in memory.
         seed: random split seed.
+        channel: multi-channel files: ``"mean"`` (average, as the original NISQA), ``"error"`` or an index.
 
     """
 
@@ -185,8 +187,10 @@ class SpeechQualityDataModule(pl.LightningDataModule):
         max_segments: int = 1300,
         cache: bool = True,
         seed: int = 0,
+        channel: str | int = "mean",
     ) -> None:
         super().__init__()
+        self.channel = channel
         self.root, self.dataset, self.csv_file = root, dataset, csv_file
         self.path_column = path_column
         self.score_columns = list(score_columns or DIMENSIONS)
@@ -239,7 +243,11 @@ class SpeechQualityDataModule(pl.LightningDataModule):
         scores = torch.tensor([[float(r[c]) for c in self.score_columns] for r in rows]).reshape(
             len(rows), len(self.score_columns)
         )
-        return QualityDataset(files, scores, self.features, sample_rate=self.sample_rate, cache=self.cache)
+        ds = QualityDataset(files, scores, self.features, sample_rate=self.sample_rate, cache=self.cache,
+                            channel=getattr(self, "channel", "mean"))
+        if self.split_column and rows and self.split_column in rows[0]:
+            ds.groups = [r[self.split_column] for r in rows]
+        return ds
 
     def prepare_data(self) -> None:
         """For a registered dataset whose CSV is missing: fetch its archive (where the network allows) and unzip."""

@@ -24,6 +24,9 @@ class SpeechQualityTask(Task):
         model: maps ``(segments (B, L, 1, M, S), lengths (B,))`` to ``(B, K)``; its ``output_names`` (linked
             from the data module's ``score_columns``) name the targets.
         loss: ``"mse"`` (the original NISQA training) or ``"l1"``, averaged over all outputs.
+        baselines: at test, also log two constant predictors on the same test files
+            (:func:`~attnkit.audio.quality.baselines.quality_baselines`): ``test/baseline_train_mean/rmse_<name>``
+            and ``test/baseline_dataset_mean/{rmse,pcc}_<name>``.
         optimizer: builds the optimiser from the parameters.
         scheduler: optional learning-rate scheduler (monitored on ``val/loss`` for ReduceLROnPlateau).
 
@@ -40,6 +43,7 @@ class SpeechQualityTask(Task):
         self,
         model: nn.Module,
         loss: Literal["mse", "l1"] = "mse",
+        baselines: bool = False,
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -47,6 +51,7 @@ class SpeechQualityTask(Task):
         if loss not in ("mse", "l1"):
             raise ValueError(f"loss must be 'mse' or 'l1', got {loss!r}")
         self.loss_name = loss
+        self.baselines = baselines
         self.names: tuple[str, ...] = tuple(getattr(model, "output_names", ("mos",)))
         k = len(self.names)
         # a metric object (sum of losses and of samples across processes): exact under DDP, where
@@ -118,6 +123,18 @@ class SpeechQualityTask(Task):
 
     def on_test_epoch_end(self) -> None:  # noqa: D102
         self._eval_end("test")
+        dm = getattr(self.trainer, "datamodule", None)
+        if not self.baselines or dm is None or not getattr(dm, "splits", None):
+            return
+        from attnkit.audio.quality.baselines import quality_baselines
+
+        test = dm.splits["test"]
+        res = quality_baselines(dm.splits["train"].scores, test.scores, getattr(test, "groups", None))
+        for key, values in res.items():
+            base, metric = key.split("/")
+            for i, name in enumerate(self.names):
+                if not torch.isnan(values[i]):
+                    self.log(f"test/baseline_{base}/{metric}_{name}", values[i])
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """Predicted scores ``(B, K)``, one column per output name (``predictions.csv``)."""

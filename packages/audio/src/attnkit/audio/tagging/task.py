@@ -40,6 +40,10 @@ class MusicTaggingTask(Task):
             :class:`ShortChunkCNN`); its ``num_tags`` is linked from the data module by the CLI.
         tags: the tag names in output order (linked from the data module; stored in checkpoints so that
             ``attnkit-audio tag`` can name its predictions).
+        baselines: at test, also score the tag-frequency prior on the same songs: every song gets each tag's
+            training frequency. Logged as ``test/baseline_prior/roc_auc`` (0.5 by construction: a constant
+            score ranks nothing) and ``test/baseline_prior/pr_auc`` (the macro mean of each tag's test
+            prevalence: what PR-AUC a tagger that knows nothing about the audio gets).
         optimizer: builds the optimiser.
         scheduler: optional learning-rate scheduler.
 
@@ -53,6 +57,7 @@ class MusicTaggingTask(Task):
         self,
         model: nn.Module,
         tags: list[str] | None = None,
+        baselines: bool = False,
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -66,6 +71,7 @@ class MusicTaggingTask(Task):
         # a metric object (sum of losses and of samples across processes): exact under DDP, where
         # `sync_dist` averages counts in integers and does not split uneven shares exactly
         self.last_test_table: dict[str, Tensor] | None = None
+        self.baselines = baselines
 
     def forward(self, wav: Tensor) -> Tensor:
         """``(B, N)`` -> tag logits ``(B, K)``."""
@@ -116,8 +122,31 @@ class MusicTaggingTask(Task):
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:  # noqa: D102
         self._eval_step(batch, "test", self.test_auc)
 
+    def _log_prior_baseline(self, targets: Tensor) -> None:
+        """Score the tag-frequency prior on the test targets ``(S, K)``."""
+        dm = getattr(self.trainer, "datamodule", None)
+        train = getattr(dm, "splits", {}).get("train") if dm is not None else None
+        if not train:
+            return
+        index = {t: i for i, t in enumerate(self.tags)}
+        prior = torch.zeros(len(self.tags))
+        for clip in train:
+            for t in clip.tags:
+                if t in index:
+                    prior[index[t]] += 1
+        prior /= len(train)
+        metric = TagAUC(len(self.tags))
+        metric.update(prior.expand(targets.shape[0], -1).to(targets.device), targets)
+        res = metric.compute()
+        self.log("test/baseline_prior/roc_auc", res["roc_auc"])
+        self.log("test/baseline_prior/pr_auc", res["pr_auc"])
+
     def on_test_epoch_end(self) -> None:  # noqa: D102
         self._eval_end("test", self.test_auc)
+        if self.baselines and self.test_auc.targets:
+            from torchmetrics.utilities import dim_zero_cat
+
+            self._log_prior_baseline(dim_zero_cat(self.test_auc.targets).float())
         with self.test_auc.sync_context():  # every process's songs (per_tag reads the states directly)
             table = self.test_auc.per_tag()
         self.last_test_table = table

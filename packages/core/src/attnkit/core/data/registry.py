@@ -98,7 +98,7 @@ class Dataset:
         return None if not sizes or any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
 
     def missing(self, root: str | os.PathLike[str] | None = None) -> list[RemoteFile]:
-        """Files not present under the data root."""
+        """Files not present under the data root (an archive counts as present when it is extracted)."""
         d = dataset_dir(self.id, root)
         return [f for f in self.files if not f.present(d)]
 

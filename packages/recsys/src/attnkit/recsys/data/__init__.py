@@ -10,9 +10,11 @@ if TYPE_CHECKING:
         SequenceData,
         read_interactions_table,
         read_movielens,
+        read_negatives_file,
         read_sasrec_txt,
         read_user_sequences,
     )
+    from attnkit.recsys.data.source import resolve_dataset, sniff_format
     from attnkit.recsys.data.split import LeaveOneOut, leave_one_out
 
 __getattr__, __dir__ = lazy_exports(__name__, {
@@ -21,7 +23,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "SequenceData": "attnkit.recsys.data.formats:SequenceData",
     "read_interactions_table": "attnkit.recsys.data.formats:read_interactions_table",
     "read_movielens": "attnkit.recsys.data.formats:read_movielens",
+    "read_negatives_file": "attnkit.recsys.data.formats:read_negatives_file",
     "read_sasrec_txt": "attnkit.recsys.data.formats:read_sasrec_txt",
+    "resolve_dataset": "attnkit.recsys.data.source:resolve_dataset",
+    "sniff_format": "attnkit.recsys.data.source:sniff_format",
     "read_user_sequences": "attnkit.recsys.data.formats:read_user_sequences",
     "LeaveOneOut": "attnkit.recsys.data.split:LeaveOneOut",
     "leave_one_out": "attnkit.recsys.data.split:leave_one_out",
@@ -35,6 +40,9 @@ __all__ = [
     "left_pad",
     "read_interactions_table",
     "read_movielens",
+    "read_negatives_file",
     "read_sasrec_txt",
     "read_user_sequences",
+    "resolve_dataset",
+    "sniff_format",
 ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,23 +11,24 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from attnkit.core.data import fetch
 from attnkit.core.data.distributed import eval_sampler
 from attnkit.core.errors import DataNotFoundError
 from attnkit.recsys.data.formats import (
     SequenceData,
     read_interactions_table,
     read_movielens,
+    read_negatives_file,
     read_sasrec_txt,
     read_user_sequences,
 )
-from attnkit.recsys.data.registry import DATASET_FILES
+from attnkit.recsys.data.source import Format, resolve_dataset, sniff_format
 from attnkit.recsys.data.split import LeaveOneOut, leave_one_out
 from attnkit.recsys.sampling import sample_negatives
 
 __all__ = ["SequentialDataModule", "left_pad"]
 
-Format = Literal["auto", "sasrec", "user_sequences", "movielens", "table"]
+Negatives = Literal["uniform", "popularity"]
+Exclude = Literal["train", "all"]
 
 
 def left_pad(seqs: list[np.ndarray], max_len: int) -> Tensor:
@@ -86,17 +85,7 @@ def _identity(batch: Any) -> Any:
     return batch
 
 
-def _sniff(path: Path) -> Format:
-    suffix = path.suffix.lower()
-    if suffix in {".csv", ".tsv", ".parquet"}:
-        return "table"
-    if suffix in {".dat", ".data"} or path.name == "u.data":
-        return "movielens"
-    with path.open() as f:
-        for _, line in zip(range(1000), f, strict=False):
-            if len(line.split()) > 2:
-                return "user_sequences"
-    return "sasrec"
+_sniff = sniff_format  # kept for callers of the old private name
 
 
 class SequentialDataModule(pl.LightningDataModule):
@@ -106,18 +95,37 @@ class SequentialDataModule(pl.LightningDataModule):
     3 actions only train. Training yields each user's last ``max_len`` training transitions
     (``seq -> pos``). Validation feeds the training items and ranks the validation item; test feeds the
     training items plus the validation item and ranks the test item. Each evaluated user gets
-    ``num_eval_negatives`` items drawn uniformly (with replacement) from those not in the user's training
-    items, fixed once by ``seed``. Sequences longer than ``max_len`` keep the most recent items.
+    ``num_eval_negatives`` items drawn (with replacement; uniformly by default) from those not in the
+    user's training items (``negatives_exclude="all"``: none of the user's items), fixed once by ``seed``,
+    or the fixed negatives of ``negatives_file``. Sequences longer than ``max_len`` keep the most recent
+    items. :attr:`protocol` describes the evaluation in one line.
 
     Batches are dicts of tensors: training ``seq``/``pos`` ``(B, L)``; evaluation ``seq`` ``(B, L)``,
     ``target`` ``(B,)``, ``candidates`` ``(B, 1 + n)`` (target first); all carry ``history`` ``(B, H)``
     (the input items, sorted, 0-padded) and ``user`` ``(B,)`` (row index; see :attr:`user_ids`).
 
     Args:
-        dataset: registered dataset id (``sasrec-games``, ``s3rec-beauty``, ``ml-1m``, ``ml-100k``).
+        dataset: a registered id (``sasrec-games``, ``s3rec-beauty``, ``ml-1m``, ``ml-100k``), a file or folder
+            path, or a folder name under the data root holding one interaction file
+            (``my-shop`` -> ``$ATTNKIT_DATA_DIR/my-shop/<file>``). ``None``: ``sasrec-games`` unless ``path``.
         root: data root (``None``: ``ATTNKIT_DATA_DIR`` / registry default).
-        path: read this file instead of a registered dataset.
-        format: reader for ``path`` (``auto`` guesses from the name and content).
+        path: the same as passing a file path as ``dataset`` (kept for older configs); giving both is an error.
+        format: reader (``auto`` guesses from the name and content; registered datasets know theirs).
+        user_column: tables: user-id column (``None``: detected, e.g. ``user``, ``user_id``, ``userId``).
+        item_column: tables: item-id column (``None``: detected, e.g. ``item``, ``item_id``, ``movieId``, ``asin``).
+        time_column: tables: timestamp column; ``"auto"``: detected (``timestamp``, ``time``, ``date``, ...), else
+            file order; ``None``: file order.
+        rating_column: tables: rating column, used with ``min_rating``.
+        min_rating: tables: keep only rows rated at least this (``None``: every row is an action).
+        column_names: tables without a header row: the column names, e.g. ``[user, item, rating, timestamp]``.
+        negatives: how evaluation negatives are drawn: ``uniform`` (the paper) or ``popularity`` (proportional
+            to the item's count in the training split).
+        negatives_exclude: ``train`` (the SASRec authors' code: not among the user's training items) or
+            ``all`` (none of the user's items, incl. the validation and test items, as S3-Rec and most later
+            work).
+        negatives_file: fixed negatives, one line per user ``user neg neg ...`` in the data file's ids
+            (S3-Rec's ``<name>_sample.txt``); used for validation and test, overrides ``negatives`` and
+            ``num_eval_negatives``. A relative path is looked up next to the data file first.
         max_len: sequence length ``L`` fed to the model.
         batch_size: training batch size.
         eval_batch_size: evaluation / prediction batch size.
@@ -133,10 +141,19 @@ class SequentialDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        dataset: str = "sasrec-games",
+        dataset: str | None = None,
         root: str | None = None,
         path: str | None = None,
         format: Format = "auto",
+        user_column: str | None = None,
+        item_column: str | None = None,
+        time_column: str | None = "auto",
+        rating_column: str | None = None,
+        min_rating: float | None = None,
+        column_names: list[str] | None = None,
+        negatives: Negatives = "uniform",
+        negatives_exclude: Exclude = "train",
+        negatives_file: str | None = None,
         max_len: int = 50,
         batch_size: int = 128,
         eval_batch_size: int = 512,
@@ -149,10 +166,16 @@ class SequentialDataModule(pl.LightningDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        if path is None and dataset not in DATASET_FILES:
+        if path is not None and dataset is not None:
             raise ValueError(
-                f"unknown dataset {dataset!r}; choose one of {sorted(DATASET_FILES)} or pass path= to a file"
+                f"both dataset={dataset!r} and path={path!r} given; pass one, so that the run's saved config says "
+                f"which data it used -- on the command line: --data.dataset {path} (a file, a folder, or a name "
+                "under ATTNKIT_DATA_DIR)"
             )
+        if negatives not in ("uniform", "popularity"):
+            raise ValueError(f"negatives must be 'uniform' or 'popularity', got {negatives!r}")
+        if negatives_exclude not in ("train", "all"):
+            raise ValueError(f"negatives_exclude must be 'train' or 'all', got {negatives_exclude!r}")
         for name, value in (("max_len", max_len), ("batch_size", batch_size),
                             ("eval_batch_size", eval_batch_size), ("num_eval_negatives", num_eval_negatives)):
             if value < 1:
@@ -160,7 +183,15 @@ class SequentialDataModule(pl.LightningDataModule):
         if eval_users is not None and eval_users < 1:
             raise ValueError(f"eval_users must be >= 1 or None (all users), got {eval_users}")
         self.save_hyperparameters()
+        if dataset is None and path is None:
+            dataset = "sasrec-games"
         self.dataset, self.root, self.path, self.format = dataset, root, path, format
+        self.table_args: dict[str, Any] = {
+            "user_col": user_column, "item_col": item_column, "time_col": time_column,
+            "rating_col": rating_column, "min_rating": min_rating, "column_names": column_names,
+        }
+        self.negatives, self.negatives_exclude, self.negatives_file = negatives, negatives_exclude, negatives_file
+        self._source: Path | None = None
         self.max_len, self.batch_size, self.eval_batch_size = max_len, batch_size, eval_batch_size
         self.num_eval_negatives, self.eval_users, self.seed = num_eval_negatives, eval_users, seed
         self.id_offset, self.num_workers = id_offset, num_workers
@@ -175,26 +206,17 @@ class SequentialDataModule(pl.LightningDataModule):
             p = Path(self.path)
             if not p.is_file():
                 raise DataNotFoundError(
-                    f"interaction file {p} (--data.path) does not exist; pass an existing file, or leave path "
-                    "unset and name a registered dataset (--data.dataset; `attnkit datasets` lists them)"
+                    f"interaction file {p} does not exist; pass an existing file (--data.dataset PATH), or a "
+                    "registered dataset id (`attnkit datasets` lists them)"
                 )
-            return p, (_sniff(p) if self.format == "auto" else self.format)
-        name, member, fmt = DATASET_FILES[self.dataset]
-        d = fetch(self.dataset, root=self.root)
-        p = d / name
-        if member is None:
-            return p, fmt  # type: ignore[return-value]
-        out = d / member
-        if not out.is_file():
-            try:
-                with zipfile.ZipFile(p) as z:
-                    z.extract(member, d)
-            except OSError:  # read-only data folder: extract to a temporary folder instead
-                tmp = Path(tempfile.mkdtemp(prefix=f"attnkit-{self.dataset}-"))
-                with zipfile.ZipFile(p) as z:
-                    z.extract(member, tmp)
-                out = tmp / member
-        return out, fmt  # type: ignore[return-value]
+            fmt: Format | None = None
+        else:
+            assert self.dataset is not None
+            p, fmt = resolve_dataset(self.dataset, self.root)
+        self._source = p
+        if self.format != "auto":
+            return p, self.format
+        return p, fmt or sniff_format(p)
 
     @property
     def data(self) -> SequenceData:
@@ -210,10 +232,63 @@ class SequentialDataModule(pl.LightningDataModule):
                                             min_item_interactions=self.min_item_interactions)
             elif fmt == "table":
                 self._data = read_interactions_table(p, min_user_interactions=self.min_user_interactions,
-                                                      min_item_interactions=self.min_item_interactions)
+                                                      min_item_interactions=self.min_item_interactions,
+                                                      **self.table_args)
             else:
                 raise ValueError(f"bad format {fmt!r}; choose auto, sasrec, user_sequences, movielens, table")
         return self._data
+
+    @property
+    def source(self) -> Path:
+        """The interaction file read (resolved from ``dataset`` / ``path``)."""
+        if self._source is None:
+            self._file()
+        assert self._source is not None
+        return self._source
+
+    @property
+    def protocol(self) -> str:
+        """A one-line description of the evaluation protocol (printed by the task at test start)."""
+        if self.negatives_file is not None:
+            cands = f"the fixed negatives of {self.negatives_file}"
+        else:
+            which = "uniformly" if self.negatives == "uniform" else "by training popularity"
+            excl = "the user's training items" if self.negatives_exclude == "train" else "all of the user's items"
+            cands = (f"{self.num_eval_negatives} negatives drawn {which} (with replacement) excluding {excl}, "
+                     f"seed {self.seed}")
+        n = len(self._sets["test"]) if "test" in self._sets else None
+        users = f"{n} users" if n is not None else "users with >= 3 actions"
+        if self.eval_users is not None:
+            users += f" (a random {self.eval_users} at most)"
+        return (f"{self.source.name}: leave-one-out (last item test, second-to-last validation); hr@K/ndcg@K/mrr "
+                f"are SAMPLED metrics: the true item ranked against {cands}; {users}; full_* metrics rank all "
+                "items except the input history")
+
+    def item_popularity(self) -> np.ndarray:
+        """``(N + 1,)`` int64 count of each item id in the training split (index 0 = padding, 0)."""
+        self.setup()
+        assert self.split is not None
+        flat = np.concatenate(self.split.train) if self.split.train else np.zeros(0, dtype=np.int64)
+        return np.bincount(flat, minlength=self.split.num_items + 1).astype(np.int64)
+
+    def _fixed_negatives(self, ev: np.ndarray) -> Tensor:
+        assert self.negatives_file is not None and self.split is not None
+        f = Path(self.negatives_file).expanduser()
+        if not f.is_absolute() and not f.is_file() and (self.source.parent / f).is_file():
+            f = self.source.parent / f
+        table = read_negatives_file(f, self.data, id_offset=self.id_offset)
+        uids = self.split.user_ids[ev]
+        rows, missing = [], []
+        for u in uids:
+            negs = table.get(u.item() if hasattr(u, "item") else u)
+            if negs is None:
+                missing.append(u)
+            else:
+                rows.append(negs)
+        if missing:
+            raise ValueError(f"{f}: no negatives for {len(missing)} evaluated user(s), e.g. user {missing[0]!r}; the "
+                             "file needs one line per user with >= 3 actions, in the data file's user ids")
+        return torch.from_numpy(np.stack(rows)) if rows else torch.zeros(0, 1, dtype=torch.long)
 
     @property
     def num_items(self) -> int:
@@ -256,11 +331,15 @@ class SequentialDataModule(pl.LightningDataModule):
             rng = np.random.default_rng(self.seed)
             ev = np.sort(rng.choice(ev, self.eval_users, replace=False))
         gen = torch.Generator().manual_seed(self.seed)
-        train_hist = _History([sp.train[u] for u in ev])
+        excluded = _History([sp.train[u] if self.negatives_exclude == "train" else data.sequences[u] for u in ev])
+        weights = torch.from_numpy(self.item_popularity()) if self.negatives == "popularity" else None
+        fixed = self._fixed_negatives(ev) if self.negatives_file is not None else None
 
-        def draw() -> Tensor:  # negatives exclude the user's training items, as in the authors' code
-            out = [sample_negatives(train_hist.rows(torch.arange(s, min(s + 2048, len(ev)))), n_items,
-                                    (self.num_eval_negatives,), generator=gen)
+        def draw() -> Tensor:  # by default negatives exclude the user's training items, as in the authors' code
+            if fixed is not None:
+                return fixed
+            out = [sample_negatives(excluded.rows(torch.arange(s, min(s + 2048, len(ev)))), n_items,
+                                    (self.num_eval_negatives,), generator=gen, weights=weights)
                    for s in range(0, len(ev), 2048)]
             return torch.cat(out) if out else torch.zeros(0, self.num_eval_negatives, dtype=torch.long)
 

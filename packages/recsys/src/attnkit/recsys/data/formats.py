@@ -6,9 +6,12 @@ Every reader returns :class:`SequenceData`: one time-ordered item sequence per u
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +21,7 @@ __all__ = [
     "SequenceData",
     "read_interactions_table",
     "read_movielens",
+    "read_negatives_file",
     "read_sasrec_txt",
     "read_user_sequences",
 ]
@@ -132,7 +136,7 @@ def read_user_sequences(path: PathLike, *, id_offset: int = 0) -> SequenceData:
         id_offset: added to every item id (use 1 for files whose item ids start at 0).
 
     Raises:
-        ValueError: empty file, a non-integer id or an item id < 1.
+        ValueError: empty file, a line with a user and no items, a non-integer id or an item id < 1.
 
     """
     p = Path(path)
@@ -144,6 +148,11 @@ def read_user_sequences(path: PathLike, *, id_offset: int = 0) -> SequenceData:
             if not tokens:
                 continue
             ids = _parse_ints(tokens, p, lineno)
+            if len(ids) < 2:
+                raise DataFormatError(
+                    f"{p}:{lineno}: user {ids[0]} has an empty sequence (a user id and no items); every line "
+                    "must be `user item item ...` -- remove the line or add the user's items"
+                )
             uids.append(ids[0])
             seqs.append(np.asarray(ids[1:], dtype=np.int64) + id_offset)
     flat = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)
@@ -165,7 +174,7 @@ def _remap_frame(users: np.ndarray, items: np.ndarray, times: np.ndarray, min_us
         keep[idx[~ok]] = False
     users, items, times = users[keep], items[keep], times[keep]
     if users.size == 0:
-        raise ValueError(
+        raise DataFormatError(
             f"no interactions in {path} survive the {min_user}-core (users) / {min_item}-core (items) "
             "filter; "
             "lower min_user_interactions / min_item_interactions"
@@ -205,54 +214,188 @@ def read_movielens(
     return _remap_frame(a[:, 0], a[:, 1], a[:, 2], min_user_interactions, min_item_interactions, p)
 
 
+#: Column names tried, in order, when a table's user / item / time column is not given.
+USER_COLUMNS = ("user", "user_id", "userid", "userId", "uid", "reviewerID", "customer_id", "visitorid",
+                "session_id", "session")
+ITEM_COLUMNS = ("item", "item_id", "itemid", "itemId", "iid", "movieId", "movie_id", "asin", "product_id",
+                "track_id", "business_id")
+TIME_COLUMNS = ("timestamp", "time", "ts", "datetime", "date", "unixReviewTime", "event_time")
+
+
+def _pick(names: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, p: Path,
+          required: bool = True) -> str | None:
+    if wanted is not None:
+        if wanted not in names:
+            raise DataFormatError(f"{p} has no {what} column {wanted!r}; its columns are {names} -- pass the right "
+                             f"name (data.{what}_column / {what}_col=)")
+        return wanted
+    lower = {n.lower(): n for n in names}
+    for c in candidates:
+        if c.lower() in lower:
+            return lower[c.lower()]
+    if required:
+        raise DataFormatError(
+            f"{p}: cannot tell which column holds the {what} ids; its columns are {names}. Pass "
+            f"data.{what}_column (Python: {what}_col=); a file without a header row needs "
+            "column_names=[user, item, ...]"
+        )
+    return None
+
+
 def read_interactions_table(
     path: PathLike,
     *,
-    user_col: str = "user",
-    item_col: str = "item",
-    time_col: str | None = "timestamp",
+    user_col: str | None = None,
+    item_col: str | None = None,
+    time_col: str | None = "auto",
+    rating_col: str | None = None,
+    min_rating: float | None = None,
+    column_names: list[str] | None = None,
     min_user_interactions: int = 0,
     min_item_interactions: int = 0,
 ) -> SequenceData:
-    """Read a CSV or Parquet table of ``(user, item, timestamp)`` rows with k-core filtering and id remap.
+    """Read a CSV / TSV / Parquet table of ``(user, item[, timestamp][, rating])`` rows.
 
-    Ids may be strings or integers; items are remapped to ``1..num_items`` (``item_ids`` maps back).
-    Rows are ordered by ``time_col`` within a user (file order when ``time_col`` is ``None``).
+    Ids may be strings or integers; items are remapped to ``1..num_items`` in order of their source id
+    (``item_ids`` maps back). Rows are ordered by the time column within a user, ties in file order;
+    without a time column, file order is the time order. The delimiter of text files is detected
+    (comma, tab, semicolon, ``|`` or whitespace).
 
     Args:
-        path: ``.csv`` / ``.tsv`` or ``.parquet`` file.
-        user_col: column of user ids.
-        item_col: column of item ids.
-        time_col: column of timestamps (anything sortable), or ``None``.
+        path: ``.csv``, ``.tsv``, ``.txt``, ``.csv.gz`` or ``.parquet`` file.
+        user_col: column of user ids (``None``: the first of :data:`USER_COLUMNS` present).
+        item_col: column of item ids (``None``: the first of :data:`ITEM_COLUMNS` present).
+        time_col: column of timestamps (numbers or ISO 8601 dates); ``"auto"``: the first of
+            :data:`TIME_COLUMNS` present, else file order; ``None``: file order.
+        rating_col: column of ratings, used only with ``min_rating``.
+        min_rating: keep only rows with ``rating >= min_rating`` (e.g. 4 for "liked" items); ``None``: every
+            row is an action, whatever its rating.
+        column_names: names for a file without a header row (e.g. ``["user", "item", "rating", "timestamp"]``
+            for the Amazon "ratings only" CSVs).
         min_user_interactions: keep only users with at least this many actions (k-core, repeated with items).
         min_item_interactions: keep only items with at least this many actions.
 
     Raises:
-        ValueError: unknown columns, an empty table, or nothing left after filtering.
+        ValueError: unknown or undetectable columns, an empty table, non-numeric ratings, or nothing left
+            after filtering (each names the file and the fix).
 
     """
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     p = Path(path)
-    if p.suffix == ".parquet":
+    if not p.is_file():
+        raise FileNotFoundError(f"interaction table {p} does not exist")
+    if p.suffix.lower() == ".parquet":
         table = pq.read_table(p)
+        if column_names is not None:
+            table = table.rename_columns(list(column_names))
     else:
-        delim = "\t" if p.suffix == ".tsv" else ","
-        table = pacsv.read_csv(p, parse_options=pacsv.ParseOptions(delimiter=delim))
-    cols = [c for c in (user_col, item_col, time_col) if c is not None]
-    missing = [c for c in cols if c not in table.column_names]
-    if missing:
-        raise DataFormatError(f"{p} has no column(s) {missing}; its columns are {table.column_names} -- "
-                         "pass user_col=, item_col=, time_col=")
+        opener: Any = gzip.open if p.suffix.lower() == ".gz" else open
+        with opener(p, "rt", errors="replace") as f:
+            head = f.readline()
+        delim = next((d for d in ("\t", ",", ";", "|") if d in head), " ")
+        read_opts = pacsv.ReadOptions(column_names=list(column_names)) if column_names else pacsv.ReadOptions()
+        try:
+            if delim == " ":  # whitespace-separated: normalise runs of blanks first
+                with opener(p, "rt") as f:
+                    text = "\n".join(" ".join(line.split()) for line in f if line.strip())
+                table = pacsv.read_csv(io.BytesIO(text.encode()), read_options=read_opts,
+                                       parse_options=pacsv.ParseOptions(delimiter=" "))
+            else:
+                table = pacsv.read_csv(p, read_options=read_opts, parse_options=pacsv.ParseOptions(delimiter=delim))
+        except pa.ArrowInvalid as e:
+            raise DataFormatError(f"{p}: not a readable {delim!r}-separated table ({e}); check the file") from None
+    names = list(table.column_names)
+    ucol = _pick(names, user_col, USER_COLUMNS, "user", p)
+    icol = _pick(names, item_col, ITEM_COLUMNS, "item", p)
+    tcol = (_pick(names, None, TIME_COLUMNS, "time", p, required=False) if time_col == "auto"
+            else _pick(names, time_col, (), "time", p) if time_col is not None else None)
     if table.num_rows == 0:
-        raise DataFormatError(f"{p} contains no interactions; check the path and the file format")
-    users = np.asarray(pc.cast(table[user_col], "string").to_numpy(zero_copy_only=False))
-    items = np.asarray(table[item_col].to_numpy(zero_copy_only=False))
-    times = (np.asarray(pc.rank(table[time_col], sort_keys="ascending", tiebreaker="first").to_numpy())
-             if time_col is not None else np.arange(table.num_rows))
+        raise DataFormatError(f"{p} contains no interactions (a header and no rows); check the path and the file")
+    if min_rating is not None:
+        rcol = _pick(names, rating_col, ("rating", "ratings", "score", "stars", "overall"), "rating", p)
+        assert rcol is not None
+        try:
+            r = pc.cast(table[rcol], pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise DataFormatError(f"{p}: rating column {rcol!r} is not numeric; pass rating_col= with the numeric "
+                             "rating column, or drop min_rating") from None
+        table = table.filter(pc.fill_null(pc.greater_equal(r, min_rating), False))
+        if table.num_rows == 0:
+            raise DataFormatError(f"{p}: no row has {rcol} >= {min_rating}; lower min_rating")
+    for c in (ucol, icol):
+        if table[c].null_count:
+            raise DataFormatError(f"{p}: column {c!r} has {table[c].null_count} empty value(s); every row needs a "
+                             "user and an item -- drop those rows")
+    users = np.asarray(pc.cast(table[ucol], "string").to_numpy(zero_copy_only=False))
+    items = np.asarray(table[icol].to_numpy(zero_copy_only=False))
+    times = (np.asarray(pc.rank(table[tcol], sort_keys="ascending", tiebreaker="first").to_numpy())
+             if tcol is not None else np.arange(table.num_rows))
     _, users_dense = np.unique(users, return_inverse=True)
     data = _remap_frame(users_dense, items, times, min_user_interactions, min_item_interactions, p)
     data.user_ids = np.unique(users)[data.user_ids]
     return data
+
+
+def read_negatives_file(path: PathLike, data: SequenceData, *, id_offset: int = 0) -> dict[object, np.ndarray]:
+    """Read fixed evaluation negatives: one line per user, ``user neg neg ...`` (S3-Rec's ``<name>_sample.txt``).
+
+    Args:
+        path: the text file (whitespace-separated).
+        data: the interactions the ids refer to: source user ids are matched against ``data.user_ids`` and
+            source item ids are mapped through ``data.item_ids`` when the items were remapped.
+        id_offset: added to the item ids when the data's ids are used as they are (as for the data file).
+
+    Returns:
+        ``{source user id: negatives (n,) as model item ids}``; every line has the same ``n``.
+
+    Raises:
+        ValueError: a line with no negatives or a different count, an unknown item id (names file and line).
+
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"negatives file {p} does not exist")
+    lookup: dict[str, int] | None = None
+    if data.item_ids is not None:
+        lookup = {str(v): i for i, v in enumerate(data.item_ids) if i > 0}
+    user_type = type(data.user_ids[0].item()) if len(data.user_ids) else str
+    out: dict[object, np.ndarray] = {}
+    width: int | None = None
+    with p.open() as f:
+        for lineno, line in enumerate(f, 1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            if len(tokens) < 2:
+                raise DataFormatError(
+                    f"{p}:{lineno}: user {tokens[0]} has no negatives; each line is `user neg neg ...`")
+            if width is None:
+                width = len(tokens) - 1
+            elif len(tokens) - 1 != width:
+                raise DataFormatError(f"{p}:{lineno}: {len(tokens) - 1} negatives, but line 1 has {width}; every user "
+                                 "needs the same number")
+            if lookup is None:
+                negs = np.asarray(_parse_ints(tokens[1:], p, lineno), dtype=np.int64) + id_offset
+                bad = negs[(negs < 1) | (negs > data.num_items)]
+            else:
+                miss = [t for t in tokens[1:] if t not in lookup]
+                if miss:
+                    raise DataFormatError(f"{p}:{lineno}: item {miss[0]!r} does not occur in the interaction data; "
+                                     "the negatives file must use the data file's item ids")
+                negs = np.asarray([lookup[t] for t in tokens[1:]], dtype=np.int64)
+                bad = negs[:0]
+            if bad.size:
+                raise DataFormatError(f"{p}:{lineno}: item id {int(bad[0])} is outside 1..{data.num_items}; the "
+                                      "negatives must use the data file's item ids (and the same id_offset)")
+            try:
+                key: object = user_type(tokens[0])
+            except ValueError:
+                key = tokens[0]
+            out[key] = negs
+    if not out:
+        raise DataFormatError(f"{p} contains no lines; expected `user neg neg ...` per line")
+    return out

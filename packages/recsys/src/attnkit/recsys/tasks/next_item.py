@@ -84,9 +84,12 @@ class NextItemTask(Task):
     The model maps left-padded item ids ``(B, L)`` to hidden states ``(B, L, D)`` and exposes
     ``item_embeddings`` ``(N + 1, D)`` and ``num_items`` (as :class:`~attnkit.recsys.SASRec` does).
 
-    Evaluation reports the sampled protocol (the true item against the batch's ``candidates``, i.e. 100
-    negatives as in the paper) as ``{stage}/hr@K``, ``{stage}/ndcg@K``, ``{stage}/mrr``, and with
-    ``full_ranking`` also the ranking over all items minus the user's history as ``{stage}/full_hr@K``, ...
+    Evaluation reports the sampled protocol (the true item against the batch's ``candidates``: the data
+    module's ``num_eval_negatives`` negatives, 100 in the paper) as ``{stage}/hr@K``, ``{stage}/ndcg@K``,
+    ``{stage}/mrr``, and with ``full_ranking`` also the ranking over all items minus the user's history as
+    ``{stage}/full_hr@K``, ... At test start the data module's protocol is printed in one line. With
+    ``baselines`` the test also ranks the same candidates by training popularity (most-popular) and logs
+    ``test/baseline_most_popular/<metric>`` next to the model's metrics.
 
     Args:
         model: the sequence encoder.
@@ -99,6 +102,8 @@ class NextItemTask(Task):
         ks: cut-offs for HR and NDCG.
         full_ranking: also evaluate by ranking the whole catalogue.
         top_k: items per user returned by ``predict``.
+        baselines: at test, also score the most-popular baseline on the same users and candidates (ties in
+            popularity are broken by a fixed random order, so a tie is not a win for the true item).
         length_buckets: run the model on groups of similar length trimmed of padding (same result, less
             compute; see :func:`encode_by_length`); ``None`` runs each batch padded to ``L``.
         optimizer: builds the optimiser from the parameters.
@@ -123,6 +128,7 @@ class NextItemTask(Task):
         full_ranking: bool = False,
         top_k: int = 10,
         length_buckets: Sequence[int] | None = (8, 16, 32),
+        baselines: bool = False,
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -144,10 +150,13 @@ class NextItemTask(Task):
         self.full_ranking, self.top_k = full_ranking, top_k
         self.ks = tuple(ks)
         self.length_buckets = tuple(length_buckets) if length_buckets else None
+        self.baselines = baselines
         self.metrics = nn.ModuleDict({
             "val": RankingMetrics(self.ks), "test": RankingMetrics(self.ks),
             "val_full": RankingMetrics(self.ks), "test_full": RankingMetrics(self.ks),
+            "test_pop": RankingMetrics(self.ks), "test_pop_full": RankingMetrics(self.ks),
         })
+        self._popularity: Tensor | None = None
 
     @property
     def num_items(self) -> int:
@@ -202,15 +211,43 @@ class NextItemTask(Task):
         if self.full_ranking:
             full = full_ranking_scores(h @ emb.T, batch["history"], batch["target"])
             self._metric(f"{stage}_full").update(full, batch["target"])
+        if stage == "test" and self._popularity is not None:
+            pop = self._popularity.to(cands.device)
+            self._metric("test_pop").update(pop[cands], torch.zeros(len(cands), dtype=torch.long, device=cands.device))
+            if self.full_ranking:
+                full = full_ranking_scores(pop.expand(len(cands), -1), batch["history"], batch["target"])
+                self._metric("test_pop_full").update(full, batch["target"])
 
     def _log_metrics(self, stage: str) -> None:
-        for key, prefix in ((stage, ""), (f"{stage}_full", "full_")):
+        groups = [(stage, f"{stage}/"), (f"{stage}_full", f"{stage}/full_")]
+        if stage == "test":
+            base = "test/baseline_most_popular/"
+            groups += [("test_pop", base), ("test_pop_full", f"{base}full_")]
+        for key, prefix in groups:
             metric = self._metric(key)
             if not metric.update_called:
                 continue
             for name, value in metric.compute().items():
-                self.log(f"{stage}/{prefix}{name}", value, prog_bar=name == "ndcg@10" and not prefix)
+                self.log(f"{prefix}{name}", value, prog_bar=name == "ndcg@10" and prefix == f"{stage}/")
             metric.reset()
+
+    def on_test_start(self) -> None:
+        """Print the evaluation protocol; with ``baselines``, fetch the training popularity of every item."""
+        from lightning.pytorch.utilities import rank_zero_info
+
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and hasattr(dm, "protocol"):
+            rank_zero_info(f"attnkit test protocol -- {dm.protocol}")
+        self._popularity = None
+        if self.baselines:
+            if dm is None or not hasattr(dm, "item_popularity"):
+                raise ValueError("baselines=True needs a data module with item_popularity() (SequentialDataModule)")
+            counts = torch.as_tensor(dm.item_popularity(), dtype=torch.float64)
+            if counts.shape[0] != self.num_items + 1:
+                raise ValueError(f"the data has {counts.shape[0] - 1} items but the model {self.num_items}")
+            # a fixed random order among equally popular items, so a tie is never a free hit for the truth
+            jitter = torch.rand(counts.shape[0], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+            self._popularity = (counts + 0.5 * jitter).to(self.device)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:  # noqa: D102
         self._evaluate(batch, "val")

@@ -55,7 +55,8 @@ register(Dataset(
     files=(RemoteFile(
         path="beijing+multi+site+air+quality+data.zip",
         url="https://archive.ics.uci.edu/static/public/501/beijing+multi+site+air+quality+data.zip",
-        extracted=tuple(f"**/PRSA_Data_{s}_*.csv" for s in AIR_QUALITY_STATIONS),
+        # the 12 station CSVs, extracted anywhere below the dataset folder, count as the archive
+        extracted=tuple(f"**/PRSA_Data_{s}_20130301-20170228.csv" for s in AIR_QUALITY_STATIONS),
     ),),
     licence="CC BY 4.0",
     citation="Zhang et al., Cautionary tales on air-quality improvement in Beijing, Proc. R. Soc. A 2017",

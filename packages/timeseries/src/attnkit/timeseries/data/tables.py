@@ -11,7 +11,7 @@ import pandas as pd
 from attnkit.core.data import dataset_dir, fetch
 from attnkit.core.errors import ConfigError
 from attnkit.timeseries.data.base import ImputationDataModule, SeriesSplits
-from attnkit.timeseries.data.formats import read_ett, read_prsa, read_table
+from attnkit.timeseries.data.formats import Categorical, read_ett, read_prsa, read_table
 from attnkit.timeseries.masking import MissingPattern
 
 __all__ = ["AirQualityDataModule", "ETTDataModule", "TableDataModule"]
@@ -39,13 +39,18 @@ class TableDataModule(ImputationDataModule):
     """Any CSV/Parquet table of timestamped multivariate series, split by time.
 
     Args:
-        path: the ``.csv`` / ``.parquet`` file.
+        path: the ``.csv`` / ``.parquet`` file, a folder of them, a glob pattern or a list of files.
         time_column: timestamp column (``None``: row order).
         layout: ``"wide"`` or ``"long"`` (``time, variable, value`` rows).
         columns: variables to impute (default: all numeric columns other than time/id).
         id_column: column naming separate series (each is split by time on its own).
         variable_column: long layout: variable-name column.
         value_column: long layout: value column.
+        files: several files: ``"series"`` (each its own series) or ``"join"`` (one multivariate series,
+            columns ``<file stem>_<variable>``, aligned on time).
+        freq: ``"auto"`` (missing steps of a regular grid become NaN rows), a pandas frequency such as
+            ``"1h"`` (rows averaged per bin, empty bins NaN) or ``None`` (rows as they are).
+        categorical: non-numeric columns: ``"drop"`` (default, with a message), ``"encode"`` or ``"error"``.
         split: train/val/test fractions along time.
         num_steps: window length.
         stride: step between training windows.
@@ -60,9 +65,11 @@ class TableDataModule(ImputationDataModule):
 
     protocol_name = "table"
 
-    def __init__(self, path: str = "", time_column: str | None = None, layout: Literal["wide", "long"] = "wide",
-                 columns: list[str] | None = None, id_column: str | None = None, variable_column: str = "variable",
-                 value_column: str = "value", split: tuple[float, float, float] = (0.7, 0.1, 0.2),
+    def __init__(self, path: str | list[str] = "", time_column: str | None = None,
+                 layout: Literal["wide", "long"] = "wide", columns: list[str] | None = None,
+                 id_column: str | None = None, variable_column: str = "variable", value_column: str = "value",
+                 files: Literal["series", "join"] = "series", freq: str | None = "auto",
+                 categorical: Categorical = "drop", split: tuple[float, float, float] = (0.7, 0.1, 0.2),
                  num_steps: int = 24, stride: int | None = None, batch_size: int = 128, holdout_rate: float = 0.1,
                  holdout_pattern: MissingPattern = "mcar", seed: int = 2023, root: str | None = None) -> None:
         super().__init__(root=root, num_steps=num_steps, stride=stride, batch_size=batch_size,
@@ -72,13 +79,25 @@ class TableDataModule(ImputationDataModule):
                               ".parquet file")
         self.path = path
         self.read_args = {"time_column": time_column, "layout": layout, "columns": columns, "id_column": id_column,
-                          "variable_column": variable_column, "value_column": value_column}
+                          "variable_column": variable_column, "value_column": value_column, "files": files,
+                          "freq": freq, "categorical": categorical}
         self.split = tuple(split)
 
     def load_splits(self) -> SeriesSplits:  # noqa: D102
         frames = read_table(self.path, **self.read_args)  # type: ignore[arg-type]
         features = list(next(iter(frames.values())).columns)
-        return _by_fraction(frames, self.split, features)  # type: ignore[arg-type]
+        splits = _by_fraction(frames, self.split, features)  # type: ignore[arg-type]
+        self._check(splits)  # content errors (unobserved features, infinities) first
+        for name, part in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
+            for key, a in zip(frames, part, strict=True):
+                if len(a) < self.window:
+                    where = f"series {key!r} of {self.path}" if len(frames) > 1 else str(self.path)
+                    raise ValueError(
+                        f"{where}: its {name} part has {len(a)} steps (of {len(frames[key])}), shorter than the "
+                        f"window of {self.window}; use a smaller num_steps, other split fractions "
+                        f"(now {list(self.split)}), or drop series this short"
+                    )
+        return splits
 
 
 class ETTDataModule(ImputationDataModule):

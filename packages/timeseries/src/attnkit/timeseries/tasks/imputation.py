@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from attnkit.core.tasks.base import Task
+from attnkit.timeseries.baselines import BASELINES, baseline_imputations, training_median
 from attnkit.timeseries.masking import MissingPattern, hide
 from attnkit.timeseries.metrics import MaskedMAE, MaskedMRE, MaskedRMSE
 
@@ -42,6 +43,9 @@ class ImputationTask(Task):
         ort_weight: weight of the observed reconstruction loss.
         mit_weight: weight of the masked imputation loss.
         predict_output: CSV that ``attnkit predict`` writes (relative paths go under ``<run>/predictions/``).
+        baselines: at test, also impute the same held-out values with the training mean, the training median
+            (per feature) and LOCF (last observation carried forward within the window), logged as
+            ``test/baseline_<mean|median|locf>/<mae|rmse|mre|mae_orig>`` next to the model's metrics.
         optimizer: builds the optimiser.
         scheduler: optional LR scheduler.
     """
@@ -61,6 +65,7 @@ class ImputationTask(Task):
         ort_weight: float = 1.0,
         mit_weight: float = 1.0,
         predict_output: str = "imputed.csv",
+        baselines: bool = False,
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -79,6 +84,12 @@ class ImputationTask(Task):
             }
         )
         self._pred: list[tuple[np.ndarray, np.ndarray]] = []
+        self.baselines = baselines
+        self.baseline_metrics = nn.ModuleDict(
+            {f"{b}_{name}": cls() for b in BASELINES
+             for name, cls in (("mae", MaskedMAE), ("rmse", MaskedRMSE), ("mre", MaskedMRE), ("mae_orig", MaskedMAE))}
+        )
+        self._median: Tensor | None = None
 
     # -- data statistics -----------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -154,12 +165,35 @@ class ImputationTask(Task):
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:  # noqa: D102
         self._evaluate(batch, "test")
+        if self.baselines:
+            self._evaluate_baselines(batch)
+
+    def _evaluate_baselines(self, batch: dict[str, Tensor]) -> None:
+        x, held = batch["x"], batch["holdout"]
+        x0 = torch.nan_to_num(x)
+        given = torch.where(held, torch.full_like(x, float("nan")), x)
+        std = cast(Tensor, self.model.feature_std).to(x.dtype)
+        mean = cast(Tensor, self.model.feature_mean).to(x.dtype)
+        for b, pred in baseline_imputations(given, self._median).items():
+            for name in ("mae", "rmse", "mre", "mae_orig"):
+                m = cast(Metric, self.baseline_metrics[f"{b}_{name}"])
+                if name == "mae_orig":
+                    m.update(pred * std + mean, x0 * std + mean, held)
+                else:
+                    m.update(pred, x0, held)
+                self.log(f"test/baseline_{b}/{name}", m, batch_size=x.shape[0])
 
     def on_test_start(self) -> None:
-        """Say which protocol the test follows."""
+        """Say which protocol the test follows; with ``baselines``, take the training median from the data."""
         dm = getattr(self.trainer, "datamodule", None)
         if dm is not None and hasattr(dm, "protocol"):
             rank_zero_info(f"attnkit test protocol -- {dm.protocol}")
+        self._median = None
+        if self.baselines and dm is not None and hasattr(dm, "splits"):
+            med = training_median(dm.splits.train)
+            std = cast(Tensor, self.model.feature_std).double().cpu().numpy()
+            mean = cast(Tensor, self.model.feature_mean).double().cpu().numpy()
+            self._median = torch.as_tensor((med - mean) / std, dtype=torch.float32, device=self.device)
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:  # noqa: D102
         x = batch["x"]
