@@ -1,9 +1,13 @@
 """Speed of attnkit.vision models against smp Unet, same process, same machine, interleaved.
 
 Measures (a) training throughput: images/s of forward + backward + Adam step on random 256x256 patches
-(batch 4), and (b) inference time for one 1000x1000 image with sliding windows (256, overlap 0.25,
-Gaussian blending), as the MoNuSeg evaluation runs. Models are timed round-robin and the median is
-reported, so load from other processes hits all of them alike; ratios are against smp Unet.
+(batch 4: the *-monuseg configs' patch and batch size), and (b) inference time for one 1000x1000 image with
+sliding windows (256, overlap 0.25, Gaussian blending), as the MoNuSeg evaluation runs. Variants marked
+"fast" use the reduced-resolution attention options (UTransformer ``gate_stride``, MSGANet
+``attention_kv_stride``); the others are the paper-faithful defaults. ``--profile N`` prints the N
+most expensive operators of one training step per model (torch.profiler, CPU) before timing. Models are
+timed round-robin and the median is reported, so load from other processes hits all of them alike; ratios
+are against smp Unet (train step time and inference time: lower is faster).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/vision_speed.py --threads 1 --repeats 3
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -32,7 +37,10 @@ def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
     out: dict[str, Callable[[], nn.Module]] = {
         "smp Unet": lambda: smp.Unet(encoder, encoder_weights=None, classes=2),
         "UTransformer": lambda: UTransformer(encoder, num_classes=2, num_heads=8),
+        "UTransformer (fast: gate_stride 8)": lambda: UTransformer(encoder, num_classes=2, num_heads=8, gate_stride=8),
         "MSGANet": lambda: MSGANet(encoder, num_classes=2),
+        "MSGANet (fast: kv_stride 2)": lambda: MSGANet(encoder, num_classes=2, attention_kv_stride=2),
+        "MSGANet (fast: kv_stride 4)": lambda: MSGANet(encoder, num_classes=2, attention_kv_stride=4),
         "MSGANet (DANet PAM)": lambda: MSGANet(encoder, num_classes=2, position_attention="danet"),
         # the transdae-monuseg widths (no smp encoder: --encoder does not apply)
         "TransDAE": lambda: TransDAE(num_classes=2, dims=(64, 128, 320, 512), depths=(2, 2, 2, 2),
@@ -60,10 +68,24 @@ def train_step_time(model: nn.Module, opt: torch.optim.Optimizer, loss: nn.Modul
 
 
 @torch.no_grad()
-def infer_time(model: nn.Module, image: torch.Tensor) -> float:
+def infer_time(model: nn.Module, image: torch.Tensor, patch: int) -> float:
     t = time.perf_counter()
-    sliding_window_inference(image, model, 256, overlap=0.25, batch_size=4)
+    sliding_window_inference(image, model, patch, overlap=0.25, batch_size=4)
     return time.perf_counter() - t
+
+
+def profile_step(name: str, model: nn.Module, opt: torch.optim.Optimizer, loss: nn.Module, x: torch.Tensor,
+                 y: torch.Tensor, top: int) -> None:
+    """Print the ``top`` operators by self CPU time of one training step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train_step_time(model, opt, loss, x, y)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    print(f"## profile: {name}, one training step, {total / 1e6:.2f} s self CPU")
+    for e in events[:top]:
+        print(f"  {e.self_cpu_time_total / total:6.1%}  {e.self_cpu_time_total / 1e6:7.3f} s  {e.count:4d}x  {e.key}")
 
 
 def main() -> None:
@@ -75,6 +97,8 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=None)
     ap.add_argument("--json", default=None)
     ap.add_argument("--bf16", action="store_true", help="CPU bf16 autocast")
+    ap.add_argument("--patch", type=int, default=256, help="training patch and sliding-window size")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the N top operators per model")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -84,14 +108,17 @@ def main() -> None:
     models = {n: builders(args.encoder)[n]() for n in names}
     opts = {n: torch.optim.Adam(m.parameters(), 1e-4) for n, m in models.items()}
     loss = SegmentationLoss("dice_ce")
-    x = torch.randn(args.batch, 3, 256, 256)
-    y = (torch.rand(args.batch, 256, 256) > 0.7).long()
+    load0 = os.getloadavg()
+    x = torch.randn(args.batch, 3, args.patch, args.patch)
+    y = (torch.rand(args.batch, args.patch, args.patch) > 0.7).long()
     image = torch.randn(1, 3, 1000, 1000)
     train: dict[str, list[float]] = {n: [] for n in names}
     infer: dict[str, list[float]] = {n: [] for n in names}
     for n, m in models.items():  # warm-up
         m.train()
         train_step_time(m, opts[n], loss, x, y)
+        if args.profile:
+            profile_step(n, m, opts[n], loss, x, y, args.profile)
     for _ in range(args.repeats):
         for n, m in models.items():
             m.train()
@@ -99,13 +126,15 @@ def main() -> None:
     for _ in range(max(1, args.repeats - 1)):
         for n, m in models.items():
             m.eval()
-            infer[n].append(infer_time(m, image))
+            infer[n].append(infer_time(m, image, args.patch))
     base = names[0]
     res = {}
+    load1 = os.getloadavg()
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {args.threads}, "
-          f"encoder {args.encoder}, batch {args.batch}x256x256, median of {args.repeats}"
-          f"{', bf16 autocast' if args.bf16 else ''}")
-    print("| model | params (M) | train images/s | vs smp Unet | inference 1000x1000 (s) | vs smp Unet |")
+          f"encoder {args.encoder}, batch {args.batch}x{args.patch}x{args.patch}, median of {args.repeats}"
+          f"{', bf16 autocast' if args.bf16 else ''}; load average (1 min) {load0[0]:.1f} at start, "
+          f"{load1[0]:.1f} at end")
+    print("| model | params (M) | train images/s | train step vs smp Unet | inference 1000x1000 (s) | vs smp Unet |")
     print("|---|---|---|---|---|---|")
     for n in names:
         ips = args.batch / statistics.median(train[n])
@@ -114,7 +143,7 @@ def main() -> None:
         inf0 = statistics.median(infer[base])
         params = sum(p.numel() for p in models[n].parameters()) / 1e6
         res[n] = {"train_images_per_s": ips, "infer_s_1000": inf, "params_m": params}
-        print(f"| {n} | {params:.1f} | {ips:.2f} | {ips / ips0:.2f}x | {inf:.2f} | {inf / inf0:.2f}x |")
+        print(f"| {n} | {params:.1f} | {ips:.2f} | {ips0 / ips:.2f}x | {inf:.2f} | {inf / inf0:.2f}x |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "results": res}, f, indent=1)

@@ -311,3 +311,76 @@ def test_from_torch_encoder_equal_outputs(activation: str, norm_first: bool) -> 
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     single = from_torch_encoder_layer(ref.layers[0]).eval()  # type: ignore[arg-type]
     torch.testing.assert_close(single(x)[0], ref.layers[0](x), atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- reduced-resolution attention (kv_stride, pool)
+
+
+@pytest.mark.parametrize("spatial", [(6, 4), (5, 3), (3, 4, 4)], ids=["2d", "2d-odd", "3d"])
+def test_spatial_self_attention_kv_stride_matches_cross_attention_to_pooled_map(spatial: tuple[int, ...]) -> None:
+    """kv_stride=2 == MHA with queries from x + PE and keys / values from avg_pool(x + PE), in float64."""
+    torch.manual_seed(0)
+    block = SpatialSelfAttention2d(8, num_heads=2, kv_stride=2).double()
+    ref = MultiHeadAttention(8, 2, cross_attention=True).double()
+    w, b = block.attn.qkv_proj.weight, block.attn.qkv_proj.bias
+    with torch.no_grad():
+        ref.q_proj.weight.copy_(w[:8]), ref.q_proj.bias.copy_(b[:8])
+        ref.kv_proj.weight.copy_(w[8:]), ref.kv_proj.bias.copy_(b[8:])
+        ref.out_proj.load_state_dict(block.attn.out_proj.state_dict())
+    x = torch.randn(2, 8, *spatial, dtype=torch.float64, requires_grad=True)
+    y = block(x)
+    assert y.shape == x.shape
+    h = block.pos(x)
+    pool = nn.functional.avg_pool2d if len(spatial) == 2 else nn.functional.avg_pool3d
+    kv = pool(h, 2, ceil_mode=True).flatten(2).transpose(1, 2)
+    out, _ = ref(h.flatten(2).transpose(1, 2), kv)
+    expected = x + out.transpose(1, 2).reshape(x.shape)
+    torch.testing.assert_close(y, expected)
+    g = torch.randn_like(y)
+    (gx,) = torch.autograd.grad((y * g).sum(), x)
+    (gx_ref,) = torch.autograd.grad((expected * g).sum(), x)
+    torch.testing.assert_close(gx, gx_ref)
+    _, weights = block.forward_with_weights(x)
+    m = math.prod((s + 1) // 2 for s in spatial)
+    assert weights is not None and weights.shape == (2, 2, math.prod(spatial), m)
+    with pytest.raises(ValueError, match="kv_stride must be >= 1"):
+        SpatialSelfAttention2d(8, kv_stride=0)
+
+
+def test_position_attention_kv_stride_matches_pooled_formula() -> None:
+    torch.manual_seed(0)
+    pam = PositionAttention2d(16, reduction=8, kv_stride=2).double()
+    with torch.no_grad():
+        pam.gamma.fill_(0.3)
+    x = torch.randn(2, 16, 6, 5, dtype=torch.float64)
+    w, b = pam.proj.weight, pam.proj.bias
+    q = (x.flatten(2).transpose(1, 2) @ w[:2].T + b[:2])  # (B, N, 2)
+    pooled = nn.functional.avg_pool2d(x, 2, ceil_mode=True).flatten(2).transpose(1, 2)  # (B, M, 16)
+    k = pooled @ w[2:4].T + b[2:4]
+    v = pooled @ w[4:].T + b[4:]
+    ref = 0.3 * (torch.softmax(q @ k.transpose(1, 2), -1) @ v).transpose(1, 2).reshape_as(x) + x
+    torch.testing.assert_close(pam(x), ref)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_cross_attention_gate_pool_equals_full_resolution_on_blockwise_constant_maps(train: bool) -> None:
+    """With S and Y constant over the pooled blocks, attending at half resolution is exact (nearest upsampling).
+
+    Duplicated keys split their softmax weight without changing the result, duplicated queries duplicate
+    outputs, and BatchNorm sees every value equally often, so pool=2 must reproduce pool=1 in float64.
+    """
+    torch.manual_seed(0)
+    full = CrossAttentionGate2d(8, 12, num_heads=2, upsample="nearest", positional=False).double()
+    pooled = CrossAttentionGate2d(8, 12, num_heads=2, upsample="nearest", positional=False, pool=2).double()
+    pooled.load_state_dict(full.state_dict())
+    full.train(train), pooled.train(train)
+    up = nn.Upsample(scale_factor=2, mode="nearest")
+    y = up(torch.randn(2, 12, 3, 4, dtype=torch.float64))  # (2, 12, 6, 8), constant on 2x2 blocks
+    s = nn.Upsample(scale_factor=4, mode="nearest")(torch.randn(2, 8, 3, 4, dtype=torch.float64))  # 12x16
+    out_full, w_full = full.forward_with_weights(s, y)
+    out_pooled, w_pooled = pooled.forward_with_weights(s, y)
+    assert w_full is not None and w_full.shape == (2, 2, 48, 48)
+    assert w_pooled is not None and w_pooled.shape == (2, 2, 12, 12)
+    torch.testing.assert_close(out_pooled, out_full)
+    with pytest.raises(ValueError, match="pool must be >= 1"):
+        CrossAttentionGate2d(8, 12, pool=0)

@@ -107,3 +107,24 @@ def test_encoder_weights_errors(tmp_path: Path) -> None:
     torch.save(build_encoder("resnet18").state_dict(), tmp_path / "r18.pth")
     with pytest.raises(ValueError, match="does not fit the encoder"):
         UTransformer("resnet34", encoder_weights=str(tmp_path / "r18.pth"))
+
+
+def test_utransformer_gate_stride_pools_only_finer_gates() -> None:
+    torch.manual_seed(0)
+    model = UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8), gate_stride=8)
+    # decoder maps gating the skips sit at strides 32, 16, 8, 4: only the stride-4 one is pooled (by 2)
+    assert [g.pool for g in model.gates[:4]] == [1, 1, 1, 2]
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 2, 64, 64)
+    assert [g.pool for g in UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8)).gates[:4]] == [1] * 4
+    with pytest.raises(ValueError, match="gate_stride must be a power of two"):
+        UTransformer(TINY, num_heads=4, gate_stride=6)
+
+
+@pytest.mark.parametrize("position_attention", ["mha", "danet"])
+def test_msganet_attention_kv_stride(position_attention: str) -> None:
+    torch.manual_seed(0)
+    model = MSGANet(TINY, channels=16, position_attention=position_attention,  # type: ignore[arg-type]
+                    attention_kv_stride=2)
+    assert all(m.kv_stride == 2 for m in model.modules() if hasattr(m, "kv_stride"))
+    out = model.forward_with_aux(torch.randn(2, 3, 64, 64))
+    assert out.logits.shape == (2, 2, 64, 64)

@@ -305,6 +305,12 @@ def _user_error(e: BaseException) -> str | None:
     except ImportError:  # pragma: no cover - errors.py ships with core
         pass
     msg = " ".join(str(e).split()) or type(e).__name__
+    frames = traceback.extract_tb(e.__traceback__)
+    if e.__cause__ is not None and frames and f"{os.sep}jsonargparse{os.sep}" in frames[-1].filename:
+        # jsonargparse wraps what a class's __init__ raised while instantiating it: report that error
+        inner = _user_error(e.__cause__)
+        if inner is not None:
+            return inner
     if isinstance(e, known):
         return msg
     if isinstance(e, argparse.ArgumentError):  # jsonargparse: a bad option or value
@@ -315,7 +321,6 @@ def _user_error(e: BaseException) -> str | None:
         return msg
     if isinstance(e, ValueError | TypeError | KeyError | RuntimeError | ImportError):
         # Raised deliberately by attnkit (its messages say what to do), not from deep inside a library.
-        frames = traceback.extract_tb(e.__traceback__)
         if frames and f"{os.sep}attnkit{os.sep}" in frames[-1].filename:
             return msg
     return None

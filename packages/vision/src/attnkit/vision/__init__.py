@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from attnkit.vision.losses import SegmentationLoss
     from attnkit.vision.metrics import HausdorffDistance95, PerImageDice, PerImageIoU, PixelAUPRC, PixelAUROC
     from attnkit.vision.models import (
+        EncoderWeightsUnavailableError,
         GuidedAttentionModule,
         MSGANet,
         SegmentationOutput,
@@ -53,6 +54,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "PerImageIoU": "attnkit.vision.metrics:PerImageIoU",
     "PixelAUPRC": "attnkit.vision.metrics:PixelAUPRC",
     "PixelAUROC": "attnkit.vision.metrics:PixelAUROC",
+    "EncoderWeightsUnavailableError": "attnkit.vision.models:EncoderWeightsUnavailableError",
     "GuidedAttentionModule": "attnkit.vision.models:GuidedAttentionModule",
     "MSGANet": "attnkit.vision.models:MSGANet",
     "SegmentationOutput": "attnkit.vision.models:SegmentationOutput",
@@ -65,6 +67,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "EncoderWeightsUnavailableError",
     "FolderSegmentationDataModule",
     "GuidedAttentionModule",
     "HausdorffDistance95",

@@ -92,6 +92,16 @@ def _untokens(t: Tensor, like: Tensor) -> Tensor:
     return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], *like.shape[2:])
 
 
+def _avg_pool(x: Tensor, stride: int) -> Tensor:
+    """Average-pool ``(B, C, *S)`` by ``stride`` along every spatial axis (``ceil_mode``: any size works)."""
+    return (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[x.dim() - 3](x, stride, ceil_mode=True)
+
+
+def _check_kv_stride(kv_stride: int) -> None:
+    if kv_stride < 1:
+        raise ValueError(f"kv_stride must be >= 1 (1 = keys and values at full resolution), got {kv_stride}")
+
+
 class SpatialSelfAttention2d(nn.Module):
     """Multi-head self-attention over all positions of a feature map (U-Transformer's MHSA).
 
@@ -103,6 +113,9 @@ class SpatialSelfAttention2d(nn.Module):
         positional: add :class:`PositionalEncoding2d` before attending.
         residual: add the input to the output.
         dropout: attention dropout.
+        kv_stride: keys and values come from ``x + PE`` average-pooled by this factor (the spatial
+            reduction of PVT / SegFormer): every position still queries, at ``kv_stride**2`` times less
+            cost. ``1`` (the default) attends to all positions.
         backend: attention backend.
 
     Shapes:
@@ -111,16 +124,39 @@ class SpatialSelfAttention2d(nn.Module):
     """
 
     def __init__(self, channels: int, num_heads: int = 1, *, positional: bool = True, residual: bool = True,
-                 dropout: float = 0.0, backend: Backend = "auto") -> None:
+                 dropout: float = 0.0, kv_stride: int = 1, backend: Backend = "auto") -> None:
         super().__init__()
+        _check_kv_stride(kv_stride)
         self.pos = PositionalEncoding2d(channels) if positional else None
         self.attn = MultiHeadAttention(channels, num_heads, dropout=dropout, backend=backend)
-        self.residual = residual
+        self.residual, self.kv_stride = residual, kv_stride
+
+    def _attend_reduced(self, t: Tensor, src: Tensor, need_weights: bool) -> tuple[Tensor, Tensor | None]:
+        """Queries from tokens ``t (B, N, C)``, keys / values from ``src (B, M, C)``, the layer's own weights."""
+        a = self.attn
+        assert a.qkv_proj is not None
+        qk = a.num_heads * a.head_dim
+        w, b = a.qkv_proj.weight, a.qkv_proj.bias
+        q = F.linear(t, w[:qk], None if b is None else b[:qk])
+        k, v = F.linear(src, w[qk:], None if b is None else b[qk:]).split([qk, w.shape[0] - 2 * qk], dim=-1)
+        q, k, v = a._split(q, a.head_dim), a._split(k, a.head_dim), a._split(v, a.value_head_dim)
+        p = a.dropout if self.training else 0.0
+        weights = None
+        if need_weights:
+            out, weights = attention(q, k, v, dropout=p, scale=a.scale, backend="math", return_weights=True)
+        else:
+            out = attention(q, k, v, dropout=p, scale=a.scale, backend=a.backend)
+        assert isinstance(out, Tensor)
+        out = out.transpose(1, 2).reshape(t.shape[0], t.shape[1], a.num_heads * a.value_head_dim)
+        return a.out_proj(out), weights
 
     def forward_with_weights(self, x: Tensor, need_weights: bool = True) -> tuple[Tensor, Tensor | None]:
-        """Like :meth:`forward`, also returning weights ``(B, heads, N, N)``, ``N = H * W``."""
+        """Like :meth:`forward`, also returning weights ``(B, heads, N, M)``, ``N = H * W``, ``M`` the keys."""
         h = self.pos(x) if self.pos is not None else x
-        out, w = self.attn(_tokens(h), need_weights=need_weights)
+        if self.kv_stride > 1:
+            out, w = self._attend_reduced(_tokens(h), _tokens(_avg_pool(h, self.kv_stride)), need_weights)
+        else:
+            out, w = self.attn(_tokens(h), need_weights=need_weights)
         y = _untokens(out, x)
         return (x + y if self.residual else y), w
 
@@ -172,6 +208,8 @@ class PositionAttention2d(nn.Module):
     Args:
         channels: ``C``.
         reduction: query/key width is ``max(1, C // reduction)`` (8 in DANet).
+        kv_stride: keys and values are projected from ``x`` average-pooled by this factor (PVT-style spatial
+            reduction; ``kv_stride**2`` times cheaper); ``1`` (the default, DANet) attends to all positions.
         backend: attention backend.
 
     Shapes:
@@ -179,8 +217,10 @@ class PositionAttention2d(nn.Module):
 
     """
 
-    def __init__(self, channels: int, reduction: int = 8, *, backend: Backend = "auto") -> None:
+    def __init__(self, channels: int, reduction: int = 8, *, kv_stride: int = 1, backend: Backend = "auto") -> None:
         super().__init__()
+        _check_kv_stride(kv_stride)
+        self.kv_stride = kv_stride
         if channels < 1 or reduction < 1:
             raise ValueError(f"PositionAttention2d needs channels >= 1 and reduction >= 1, got {channels}, "
                              f"{reduction}")
@@ -194,7 +234,13 @@ class PositionAttention2d(nn.Module):
         if x.dim() < 3 or x.shape[1] != self.channels:
             raise ValueError(f"PositionAttention2d({self.channels}) expects (B, {self.channels}, H, W), got "
                              f"{tuple(x.shape)}")
-        q, k, v = self.proj(_tokens(x)).unsqueeze(1).split([self.qk_dim, self.qk_dim, self.channels], dim=-1)
+        if self.kv_stride > 1:
+            w, b = self.proj.weight, self.proj.bias
+            q = F.linear(_tokens(x), w[: self.qk_dim], b[: self.qk_dim]).unsqueeze(1)
+            kv = F.linear(_tokens(_avg_pool(x, self.kv_stride)), w[self.qk_dim:], b[self.qk_dim:]).unsqueeze(1)
+            k, v = kv.split([self.qk_dim, self.channels], dim=-1)
+        else:
+            q, k, v = self.proj(_tokens(x)).unsqueeze(1).split([self.qk_dim, self.qk_dim, self.channels], dim=-1)
         out = attention(q, k, v, scale=1.0, backend=self.backend)
         assert isinstance(out, Tensor)
         return self.gamma * _untokens(out.squeeze(1), x) + x
@@ -215,6 +261,10 @@ class CrossAttentionGate2d(nn.Module):
         num_heads: heads (``Cs`` must divide by it).
         positional: add the positional encoding to both inputs.
         upsample: ``"nearest"`` or ``"linear"`` (bilinear / trilinear by the number of spatial dims).
+        pool: attend at ``Y``'s resolution divided by this factor: ``Y`` (after its 1x1 conv, BN and ReLU)
+            is max-pooled by ``pool`` (``ceil_mode``) and ``S`` pooled to the same size, so the attention
+            costs ``pool**4`` times less; the gate map is upsampled to ``S``'s size as always. ``1`` (the
+            default) attends at ``Y``'s own resolution, as in the paper.
         backend: attention backend.
 
     Shapes:
@@ -224,14 +274,16 @@ class CrossAttentionGate2d(nn.Module):
     """
 
     def __init__(self, skip_channels: int, gate_channels: int, num_heads: int = 1, *, positional: bool = True,
-                 upsample: str = "linear", backend: Backend = "auto") -> None:
+                 upsample: str = "linear", pool: int = 1, backend: Backend = "auto") -> None:
         super().__init__()
+        if pool < 1:
+            raise ValueError(f"pool must be >= 1 (1 = attend at the gate map's resolution), got {pool}")
         if skip_channels % num_heads:
             raise ValueError(f"skip_channels={skip_channels} must be divisible by num_heads={num_heads}")
         if upsample not in ("nearest", "linear"):
             raise ValueError(f"upsample must be 'nearest' or 'linear', got {upsample!r}")
         c = skip_channels
-        self.num_heads, self.upsample, self.backend = num_heads, upsample, backend
+        self.num_heads, self.upsample, self.backend, self.pool = num_heads, upsample, backend, pool
         self.skip_proj = nn.Linear(skip_channels, c)  # 1x1 conv on S
         self.skip_norm = nn.BatchNorm1d(c)
         self.gate_proj = nn.Linear(gate_channels, c)  # 1x1 conv on Y
@@ -260,10 +312,13 @@ class CrossAttentionGate2d(nn.Module):
                 f"gate {tuple(gate.shape)} must not be larger than skip {tuple(skip.shape)} spatially"
             )
         nd = skip.dim() - 2
+        y = F.relu(self._conv_bn(gate, self.gate_proj, self.gate_norm))
+        if self.pool > 1:
+            y = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[nd - 1](y, self.pool, ceil_mode=True)
+            sizes = tuple(y.shape[2:])
         s = F.relu(self._conv_bn(skip, self.skip_proj, self.skip_norm))
         pool = (F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d)[nd - 1]
         s = pool(s, sizes)
-        y = F.relu(self._conv_bn(gate, self.gate_proj, self.gate_norm))
         if self.pos_skip is not None and self.pos_gate is not None:
             s, y = self.pos_skip(s), self.pos_gate(y)
         ty, ts = _tokens(y), _tokens(s)

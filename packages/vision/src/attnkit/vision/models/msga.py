@@ -66,14 +66,15 @@ class _EncoderDecoder(nn.Module):
 class _GuidedStep(nn.Module):
     """One refinement step: position + channel self-attention, gated by an encoder-decoder's output."""
 
-    def __init__(self, c: int, num_heads: int, backend: Backend, position_attention: PositionAttention) -> None:
+    def __init__(self, c: int, num_heads: int, backend: Backend, position_attention: PositionAttention,
+                 kv_stride: int = 1) -> None:
         super().__init__()
         self.pam_in, self.cam_in = _cbr(c, c), _cbr(c, c)
         self.pam: nn.Module
         if position_attention == "danet":
-            self.pam = PositionAttention2d(c, backend=backend)
+            self.pam = PositionAttention2d(c, kv_stride=kv_stride, backend=backend)
         else:
-            self.pam = SpatialSelfAttention2d(c, num_heads, positional=False, backend=backend)
+            self.pam = SpatialSelfAttention2d(c, num_heads, positional=False, kv_stride=kv_stride, backend=backend)
         self.cam = ChannelAttention2d(backend=backend)
         self.pam_out, self.cam_out = _cbr(c, c), _cbr(c, c)
         self.encdec = _EncoderDecoder(c)
@@ -100,6 +101,8 @@ class GuidedAttentionModule(nn.Module):
             output projection, :class:`~attnkit.core.SpatialSelfAttention2d`) or ``"danet"`` (the paper's
             DANet module: queries and keys of width ``C / 8``, a zero-initialised residual scale,
             :class:`~attnkit.core.PositionAttention2d`).
+        kv_stride: keys and values of the position attention from the map average-pooled by this factor
+            (``1``, the default and the paper, attends to all positions).
         backend: attention backend.
 
     Shapes:
@@ -108,13 +111,14 @@ class GuidedAttentionModule(nn.Module):
     """
 
     def __init__(self, in_channels: int, channels: int = 64, num_heads: int = 1, *,
-                 position_attention: PositionAttention = "mha", backend: Backend = "auto") -> None:
+                 position_attention: PositionAttention = "mha", kv_stride: int = 1,
+                 backend: Backend = "auto") -> None:
         super().__init__()
         if position_attention not in ("mha", "danet"):
             raise ValueError(f"position_attention must be 'mha' or 'danet', got {position_attention!r}")
         self.reduce = _cbr(in_channels, channels)
-        self.step1 = _GuidedStep(channels, num_heads, backend, position_attention)
-        self.step2 = _GuidedStep(channels, num_heads, backend, position_attention)
+        self.step1 = _GuidedStep(channels, num_heads, backend, position_attention, kv_stride)
+        self.step2 = _GuidedStep(channels, num_heads, backend, position_attention, kv_stride)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Return ``(attended (B, C, H, W), guiding loss, reconstruction loss)``."""
@@ -150,6 +154,10 @@ class MSGANet(nn.Module):
             position attention of the paper's code: queries and keys of width ``channels / 8``, no output
             projection, a zero-initialised residual scale; same speed on the CPU). See
             :class:`GuidedAttentionModule`.
+        attention_kv_stride: keys and values of every position attention come from its stride-4 map
+            average-pooled by this factor (PVT-style spatial reduction): ``2`` attends from 4,096 to 1,024
+            positions on 256x256 patches (4x fewer scores), ``4`` to 256 (16x). ``1`` (the default) is the
+            paper: all positions attend to all positions.
         backend: attention backend.
 
     Shapes:
@@ -167,6 +175,7 @@ class MSGANet(nn.Module):
         channels: int = 64,
         num_heads: int = 1,
         position_attention: PositionAttention = "mha",
+        attention_kv_stride: int = 1,
         backend: Backend = "auto",
     ) -> None:
         super().__init__()
@@ -176,7 +185,8 @@ class MSGANet(nn.Module):
         self.scales = nn.ModuleList(_cbr(c, channels, 1) for c in enc_ch)
         self.fuse = _cbr(channels * len(enc_ch), channels)
         self.attn = nn.ModuleList(GuidedAttentionModule(2 * channels, channels, num_heads,
-                                                        position_attention=position_attention, backend=backend)
+                                                        position_attention=position_attention,
+                                                        kv_stride=attention_kv_stride, backend=backend)
                                   for _ in enc_ch)
         self.refine = nn.ModuleList(_cbr(channels, channels) for _ in enc_ch)
         self.heads = nn.ModuleList(nn.Conv2d(channels, num_classes, 1) for _ in enc_ch)

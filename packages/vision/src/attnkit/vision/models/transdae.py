@@ -1,10 +1,10 @@
 """TransDAE-style network (Azad et al. 2024): hierarchical dual-attention transformer U-Net.
 
-All attention runs through :func:`attnkit.core.attention`: the efficient attention of Shen et al. (2021)
-is written as two ``attention()`` calls against identity matrices, the transposed (channel) attention of
-XCiT as one ``attention()`` call whose tokens are the channels. Every block works on tokens ``(B, N, C)``
-and takes ``spatial_dims`` 2 (images) or 3 (volumes) for its convolutions, so ``(B, C, D, H, W)`` inputs
-work with ``spatial_dims=3``.
+The efficient attention of Shen et al. (2021) is two softmaxes and two matmuls (its reference form, two
+:func:`attnkit.core.attention` calls against identity matrices, runs with ``backend="math"``); the
+transposed (channel) attention of XCiT is one ``attention()`` call whose tokens are the channels. Every
+block works on tokens ``(B, N, C)`` and takes ``spatial_dims`` 2 (images) or 3 (volumes) for its
+convolutions, so ``(B, C, D, H, W)`` inputs work with ``spatial_dims=3``.
 """
 
 from __future__ import annotations
@@ -64,28 +64,33 @@ def _merge(t: Tensor) -> Tensor:
 def efficient_attention(q: Tensor, k: Tensor, v: Tensor, *, backend: Backend = "auto") -> Tensor:
     """Efficient attention (Shen et al. 2021): ``softmax_d(Q) (softmax_N(K)^T V)``, linear in ``N``.
 
-    Both softmaxes run inside :func:`attnkit.core.attention` against identity matrices: with ``I`` the
-    ``d x d`` identity, ``attention(I, K, V, scale=1) = softmax_N(K)^T V`` (the ``d x dv`` global context:
-    row ``j`` weights the tokens by ``softmax_n K[n, j]``), and ``attention(Q, I, G, scale=1) =
-    softmax_d(Q) G``.
+    ``softmax_N(K)^T V`` is the ``d x dv`` global context (row ``j`` weights the tokens by
+    ``softmax_n K[n, j]``); every query mixes its rows by ``softmax_d(Q)``. Computed directly: two softmaxes
+    and two matmuls. ``backend="math"`` runs the reference formulation instead, two
+    :func:`attnkit.core.attention` calls against ``d x d`` identity matrices
+    (``attention(I, K, V, scale=1) = softmax_N(K)^T V``, ``attention(Q, I, G, scale=1) = softmax_d(Q) G``),
+    which computes the same thing through a full attention kernel.
 
     Args:
         q: queries ``(B, h, Nq, d)``.
         k: keys ``(B, h, Nk, d)``.
         v: values ``(B, h, Nk, dv)``.
-        backend: attention backend.
+        backend: ``"math"`` for the identity-matrix reference; any other value runs the direct form.
 
     Returns:
         ``(B, h, Nq, dv)``.
 
     """
-    d = q.shape[-1]
-    eye = torch.eye(d, device=q.device, dtype=q.dtype).expand(q.shape[0], q.shape[1], d, d).contiguous()
-    context = attention(eye, k, v, scale=1.0, backend=backend)  # (B, h, d, dv)
-    assert isinstance(context, Tensor)
-    out = attention(q, eye, context, scale=1.0, backend=backend)
-    assert isinstance(out, Tensor)
-    return out
+    if backend == "math":
+        d = q.shape[-1]
+        eye = torch.eye(d, device=q.device, dtype=q.dtype).expand(q.shape[0], q.shape[1], d, d).contiguous()
+        context = attention(eye, k, v, scale=1.0, backend="math")  # (B, h, d, dv)
+        assert isinstance(context, Tensor)
+        out = attention(q, eye, context, scale=1.0, backend="math")
+        assert isinstance(out, Tensor)
+        return out
+    context = torch.matmul(k.softmax(dim=-2).transpose(-2, -1), v)  # (B, h, d, dv)
+    return torch.matmul(q.softmax(dim=-1), context)
 
 
 class EfficientSpatialAttention(nn.Module):

@@ -51,6 +51,11 @@ class UTransformer(nn.Module):
         gated_skips: how many skips (counted from the deepest) get an MHCA gate; ``None`` gates all.
             The finest skips have the most tokens (``(H/4 * W/4)**2`` attention scores at the stride-2
             skip), so gating fewer saves memory at large patch sizes.
+        gate_stride: the gates attend at this stride (of the input) or coarser: a gate whose decoder map is
+            finer is max-pooled to it first (``CrossAttentionGate2d(pool=...)``), so no gate attends over
+            more than ``(H / gate_stride) * (W / gate_stride)`` tokens. With 256x256 patches and
+            ``gate_stride=8`` the finest gate attends over 1,024 instead of 4,096 positions (16x fewer
+            scores). ``None`` (the default) attends at every decoder map's own resolution, as in the paper.
         dropout: attention dropout in the bottleneck.
         backend: attention backend for all attention blocks.
 
@@ -71,6 +76,7 @@ class UTransformer(nn.Module):
         num_heads: int = 8,
         gate_heads: int = 1,
         gated_skips: int | None = None,
+        gate_stride: int | None = None,
         dropout: float = 0.0,
         backend: Backend = "auto",
     ) -> None:
@@ -88,6 +94,8 @@ class UTransformer(nn.Module):
                              f"num_heads={num_heads}")
         self.mhsa = SpatialSelfAttention2d(bottleneck, num_heads, positional=True, dropout=dropout,
                                            backend=backend)
+        if gate_stride is not None and (gate_stride < 1 or gate_stride & (gate_stride - 1)):
+            raise ValueError(f"gate_stride must be a power of two (or None for full resolution), got {gate_stride}")
         skip_ch = enc_ch[1:-1][::-1]  # deepest skip first; the last stage has no skip
         n_gated = len(skip_ch) if gated_skips is None else gated_skips
         gates: list[nn.Module] = []
@@ -96,7 +104,9 @@ class UTransformer(nn.Module):
         for i, out_ch in enumerate(decoder_channels):
             s = skip_ch[i] if i < len(skip_ch) else 0
             if s and i < n_gated:
-                gates.append(CrossAttentionGate2d(s, prev, gate_heads, backend=backend))
+                y_stride = self.stride // 2**i  # the decoder map that gates skip i
+                pool = max(1, (gate_stride or 1) // y_stride)
+                gates.append(CrossAttentionGate2d(s, prev, gate_heads, pool=pool, backend=backend))
             else:
                 gates.append(nn.Identity())
             blocks.append(ConvBlock(prev + s, out_ch))
