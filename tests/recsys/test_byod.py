@@ -177,4 +177,4 @@ def test_cli_run_with_a_users_file_saves_a_truthful_config(tmp_path: Path) -> No
     assert f"dataset: {p}" in saved and "sasrec-games" not in saved.split("data:")[1]
     with pytest.raises(ValueError, match=r"--data\.dataset"):
         main(["fit", "-c", "sasrec-games", "--data.path", str(p), "--trainer.default_root_dir", str(run),
-              "--trainer.fast_dev_run=true"])
+              "--trainer.fast_dev_run=true", "--debug"])

@@ -758,8 +758,6 @@ def build_score_dataset(
         pieces if pieces is not None else select_corpus_pieces(cfg.per_source, cfg.max_pieces, cfg.seed)
     )
     random.Random(cfg.seed).shuffle(order)
-    log(f"rendering {len(order)} pieces ({cfg.renderer}, up to {cfg.timeout:.0f} s each) into {out}; "
-        "finished pieces are kept if interrupted")
     jsonl = out / "pieces.jsonl"
     done = _read_records(jsonl)
     if cfg.retry_failed:

@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from attnkit.core.data.distributed import eval_sampler
-from attnkit.core.errors import DataNotFoundError
+from attnkit.core.errors import DataFormatError, DataNotFoundError
 from attnkit.recsys.data.formats import (
     SequenceData,
     read_interactions_table,
@@ -167,10 +167,10 @@ class SequentialDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if path is not None and dataset is not None:
-            raise ValueError(
-                f"both dataset={dataset!r} and path={path!r} given; pass one, so that the run's saved config says "
-                f"which data it used -- on the command line: --data.dataset {path} (a file, a folder, or a name "
-                "under ATTNKIT_DATA_DIR)"
+            raise DataFormatError(
+                f"both dataset={dataset!r} and path={path!r} given (--data.dataset and --data.path); pass one, so "
+                f"that the run's saved config says which data it used -- on the command line: --data.dataset {path} "
+                "(a file, a folder, or a name under ATTNKIT_DATA_DIR)"
             )
         if negatives not in ("uniform", "popularity"):
             raise ValueError(f"negatives must be 'uniform' or 'popularity', got {negatives!r}")
@@ -206,8 +206,8 @@ class SequentialDataModule(pl.LightningDataModule):
             p = Path(self.path)
             if not p.is_file():
                 raise DataNotFoundError(
-                    f"interaction file {p} does not exist; pass an existing file (--data.dataset PATH), or a "
-                    "registered dataset id (`attnkit datasets` lists them)"
+                    f"interaction file {p} (--data.path) does not exist; pass an existing file, or a registered "
+                    "dataset id or a folder under ATTNKIT_DATA_DIR as --data.dataset (`attnkit datasets` lists them)"
                 )
             fmt: Format | None = None
         else:
