@@ -146,3 +146,12 @@ def test_one_file_quality_prediction_imports_no_lightning(tmp_path: Path) -> Non
     assert out.returncode == 0, out.stderr[-2000:]
     assert "mos=" in out.stdout
     assert out.stdout.strip().splitlines()[-1].split()[1:] == []
+
+
+def test_a_run_prints_no_warnings(tmp_path: Path) -> None:
+    out = subprocess.run([str(Path(sys.executable).parent / "attnkit"), "fit", "-c", "demo",
+                          "--trainer.fast_dev_run=true"], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    noisy = [line for line in out.stderr.splitlines() if "warn" in line.lower() or "Tip:" in line]
+    assert noisy == []
