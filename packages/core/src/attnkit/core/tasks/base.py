@@ -89,7 +89,7 @@ class Task(pl.LightningModule):
             self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
             return
         if stage not in self._loss_means:
-            self._loss_means[stage] = MeanMetric().to(loss.device)
+            raise ValueError(f"log_loss takes stage 'train', 'val' or 'test', got {stage!r}")
         mean = self._loss_means[stage]
         assert isinstance(mean, MeanMetric)
         mean.update(loss.detach(), weight=1 if batch_size is None else batch_size)
