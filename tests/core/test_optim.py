@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from functools import partial
+from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -23,3 +27,62 @@ def test_plateau_scheduler_gets_the_monitored_metric() -> None:
     assert isinstance(out["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.ReduceLROnPlateau)
     assert out["lr_scheduler"]["monitor"] == "val/acc"
     assert out["lr_scheduler"]["scheduler"].optimizer is out["optimizer"]
+
+
+def test_warmup_cosine_shape() -> None:
+    from attnkit.core.tasks import WarmupCosineLR
+
+    opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.5)
+    sched = WarmupCosineLR(opt, warmup_steps=4, total_steps=14, min_lr_ratio=0.1)
+    lrs = []
+    for _ in range(16):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:4] == pytest.approx([0.125, 0.25, 0.375, 0.5])  # linear warm-up to the peak
+    assert lrs[4] == pytest.approx(0.5)
+    assert all(a > b for a, b in itertools.pairwise(lrs[4:15]))  # strictly decreasing cosine
+    assert lrs[9] == pytest.approx(0.05 + 0.45 * 0.5)  # half-way: floor + half the range
+    assert lrs[14] == pytest.approx(0.05) and lrs[15] == pytest.approx(0.05)  # stays at the floor
+
+
+def test_warmup_cosine_rejects_bad_lengths() -> None:
+    from attnkit.core.tasks import WarmupCosineLR
+
+    opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.5)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        WarmupCosineLR(opt, warmup_steps=10, total_steps=10)
+    sched = WarmupCosineLR(opt, warmup_steps=10)
+    with pytest.raises(ValueError, match="finite training length"):
+        sched.set_total_steps(float("inf"))
+
+
+def test_warmup_cosine_is_stepped_per_step_over_the_trainers_length(tmp_path: Path) -> None:
+    """Through a task and Lightning: the cosine spans exactly the steps the trainer runs, ending at the floor."""
+    import lightning.pytorch as pl
+
+    from attnkit.core.tasks import (
+        SequenceClassificationTask,
+        SequenceClassifier,
+        SyntheticSequenceDataModule,
+        WarmupCosineLR,
+    )
+
+    seen: list[float] = []
+
+    class Record(pl.Callback):
+        def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
+            seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    task = SequenceClassificationTask(SequenceClassifier(32, 4, embed_dim=16, num_layers=1),
+                                      optimizer=partial(torch.optim.Adam, lr=0.01),
+                                      scheduler=partial(WarmupCosineLR, warmup_steps=2, min_lr_ratio=0.0))
+    trainer = pl.Trainer(max_epochs=3, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[Record()],
+                         default_root_dir=tmp_path)
+    trainer.fit(task, SyntheticSequenceDataModule(num_samples=64, batch_size=16))
+    assert len(seen) == 12  # 4 steps per epoch x 3 epochs
+    assert seen[:3] == pytest.approx([0.005, 0.01, 0.01])
+    assert seen[-1] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 9 / 10)))  # last step before the floor
+    assert trainer.lr_scheduler_configs[0].scheduler.total_steps == 12
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)

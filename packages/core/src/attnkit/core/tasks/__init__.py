@@ -10,6 +10,7 @@ from attnkit.core.tasks import model_registry as _model_registry  # noqa: F401  
 
 if TYPE_CHECKING:
     from attnkit.core.tasks.base import PredictionWriter, Task, write_table
+    from attnkit.core.tasks.optim import WarmupCosineLR
     from attnkit.core.tasks.sequence_classification import (
         SequenceClassificationTask,
         SequenceClassifier,
@@ -20,6 +21,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "PredictionWriter": "attnkit.core.tasks.base:PredictionWriter",
     "Task": "attnkit.core.tasks.base:Task",
     "write_table": "attnkit.core.tasks.base:write_table",
+    "WarmupCosineLR": "attnkit.core.tasks.optim:WarmupCosineLR",
     "SequenceClassificationTask": "attnkit.core.tasks.sequence_classification:SequenceClassificationTask",
     "SequenceClassifier": "attnkit.core.tasks.sequence_classification:SequenceClassifier",
     "SyntheticSequenceDataModule": "attnkit.core.tasks.sequence_classification:SyntheticSequenceDataModule",
@@ -31,5 +33,6 @@ __all__ = [
     "SequenceClassifier",
     "SyntheticSequenceDataModule",
     "Task",
+    "WarmupCosineLR",
     "write_table",
 ]

@@ -1,14 +1,83 @@
-"""The one ``configure_optimizers`` body every attnkit task shares."""
+"""The one ``configure_optimizers`` body every attnkit task shares, and a per-step warm-up + cosine schedule."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 
-__all__ = ["build_optimization"]
+__all__ = ["WarmupCosineLR", "build_optimization"]
+
+
+class WarmupCosineLR(LRScheduler):
+    """Linear warm-up, then cosine decay to ``min_lr_ratio`` of the peak at the end of training; per step.
+
+    The length of training is whatever the trainer will run (``max_epochs`` / ``max_steps`` / ``limit_train_
+    batches``): attnkit tasks call :meth:`set_total_steps` with Lightning's ``estimated_stepping_batches``
+    before the first step, so a config only states the shape::
+
+        scheduler:
+          class_path: attnkit.core.tasks.WarmupCosineLR
+          init_args: {warmup_steps: 240}
+
+    Args:
+        optimizer: the optimiser.
+        warmup_steps: steps of linear warm-up from ``peak / warmup_steps`` to the peak (0: none).
+        total_steps: steps over which the cosine reaches its floor (``None``: set by the task; until then the
+            rate stays at the peak after the warm-up).
+        min_lr_ratio: the floor, as a fraction of each group's peak rate.
+        last_epoch: index of the last step, when resuming by hand (Lightning restores the state itself).
+
+    Raises:
+        ValueError: ``warmup_steps < 0``, ``min_lr_ratio`` outside ``[0, 1]`` or ``total_steps <= warmup_steps``.
+    """
+
+    interval = "step"  # read by build_optimization: Lightning steps this scheduler after every optimiser step
+
+    def __init__(self, optimizer: Optimizer, warmup_steps: int = 0, total_steps: int | None = None,
+                 min_lr_ratio: float = 0.0, last_epoch: int = -1) -> None:
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        if not 0.0 <= min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
+        self.warmup_steps, self.min_lr_ratio = int(warmup_steps), float(min_lr_ratio)
+        self.total_steps: int | None = None
+        if total_steps is not None:
+            self._check_total(total_steps)
+            self.total_steps = int(total_steps)
+        super().__init__(optimizer, last_epoch)
+
+    def _check_total(self, total_steps: int) -> None:
+        if total_steps <= self.warmup_steps:
+            raise ValueError(
+                f"WarmupCosineLR: training runs {total_steps} steps, not more than warmup_steps="
+                f"{self.warmup_steps}; shorten the warm-up or train longer"
+            )
+
+    def set_total_steps(self, total_steps: int | float) -> None:
+        """Fix the length of the cosine (called by the task with the trainer's estimated steps)."""
+        if not math.isfinite(total_steps):
+            raise ValueError("WarmupCosineLR needs a finite training length: set trainer.max_epochs or max_steps")
+        self._check_total(int(total_steps))
+        self.total_steps = int(total_steps)
+
+    def factor(self, step: int) -> float:
+        """Multiplier of the peak rate after ``step`` optimiser steps."""
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if self.total_steps is None:
+            return 1.0
+        progress = min(1.0, (step - self.warmup_steps) / (self.total_steps - self.warmup_steps))
+        return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def get_lr(self) -> list[float]:  # noqa: D102
+        f = self.factor(max(self.last_epoch, 0))
+        return [base * f for base in self.base_lrs]
 
 
 def build_optimization(
@@ -31,7 +100,8 @@ def build_optimization(
     opt = optimizer(params)
     if scheduler is None:
         return opt
-    config: dict[str, Any] = {"scheduler": scheduler(opt)}
+    sched = scheduler(opt)
+    config: dict[str, Any] = {"scheduler": sched, "interval": getattr(sched, "interval", "epoch")}
     if monitor is not None:
         config["monitor"] = monitor
     return {"optimizer": opt, "lr_scheduler": config}
