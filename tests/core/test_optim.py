@@ -86,3 +86,18 @@ def test_warmup_cosine_is_stepped_per_step_over_the_trainers_length(tmp_path: Pa
     assert seen[-1] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 9 / 10)))  # last step before the floor
     assert trainer.lr_scheduler_configs[0].scheduler.total_steps == 12
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_warmup_cosine_shrinks_the_warmup_of_a_short_debugging_run() -> None:
+    from attnkit.core.tasks import WarmupCosineLR
+
+    opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.5)
+    sched = WarmupCosineLR(opt, warmup_steps=240)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5 / 240)
+    with pytest.warns(UserWarning, match="warming up over 2 steps"):
+        sched.set_total_steps(20)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.25)  # step 0 of a 2-step warm-up
+    for _ in range(2):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5)

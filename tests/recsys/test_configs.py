@@ -12,7 +12,7 @@ from attnkit.core.cli import main
 
 from .conftest import make_sequences
 
-CONFIGS = ["sasrec-games", "sasrec-beauty", "sasrec-ml1m"]
+CONFIGS = ["sasrec-games", "sasrec-games-fast", "sasrec-beauty", "sasrec-ml1m"]
 
 
 @pytest.fixture

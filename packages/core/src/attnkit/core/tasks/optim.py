@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -60,11 +61,23 @@ class WarmupCosineLR(LRScheduler):
             )
 
     def set_total_steps(self, total_steps: int | float) -> None:
-        """Fix the length of the cosine (called by the task with the trainer's estimated steps)."""
+        """Fix the length of the cosine (called by the task with the trainer's estimated steps).
+
+        A run shorter than the warm-up (``fast_dev_run``, ``limit_train_batches``) warms up over a tenth of
+        its steps instead, with a warning.
+        """
         if not math.isfinite(total_steps):
             raise ValueError("WarmupCosineLR needs a finite training length: set trainer.max_epochs or max_steps")
-        self._check_total(int(total_steps))
-        self.total_steps = int(total_steps)
+        total = int(total_steps)
+        if total <= self.warmup_steps:  # a short debugging run (fast_dev_run, limit_train_batches)
+            shorter = total // 10
+            warnings.warn(f"WarmupCosineLR: training runs {total} steps, not more than warmup_steps="
+                          f"{self.warmup_steps}; warming up over {shorter} steps instead", stacklevel=2)
+            self.warmup_steps = shorter
+            self._last_lr = [base * self.factor(max(self.last_epoch, 0)) for base in self.base_lrs]
+            for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
+                group["lr"] = lr
+        self.total_steps = total
 
     def factor(self, step: int) -> float:
         """Multiplier of the peak rate after ``step`` optimiser steps."""
