@@ -28,10 +28,27 @@ def test_utransformer_shapes_and_attention_through_core() -> None:
 
 def test_utransformer_gates_and_mhsa_receive_gradients() -> None:
     torch.manual_seed(0)
-    model = UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8))
+    model = UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8), attention_init="paper")
     model(torch.randn(2, 3, 64, 64)).logsumexp(1).mean().backward()
     assert model.mhsa.attn.qkv_proj.weight.grad.abs().sum() > 0
     gate = model.gates[0]
+    assert gate.q_proj.weight.grad.abs().sum() > 0 and gate.v_proj.weight.grad.abs().sum() > 0
+
+
+def test_utransformer_unet_init_leaves_its_start_after_one_step() -> None:
+    # the default init starts at zero (MHSA output projection, gates' output-norm weight): the first step
+    # moves exactly those, and after it the attention's inner projections receive gradients too
+    torch.manual_seed(0)
+    model = UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8))
+    x = torch.randn(2, 3, 64, 64)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(x).logsumexp(1).mean().backward()
+    gate = model.gates[0]
+    assert model.mhsa.attn.out_proj.weight.grad.abs().sum() > 0 and gate.out_norm.weight.grad.abs().sum() > 0
+    opt.step()
+    opt.zero_grad()
+    model(x).logsumexp(1).mean().backward()
+    assert model.mhsa.attn.qkv_proj.weight.grad.abs().sum() > 0
     assert gate.q_proj.weight.grad.abs().sum() > 0 and gate.v_proj.weight.grad.abs().sum() > 0
 
 

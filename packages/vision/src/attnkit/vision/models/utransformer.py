@@ -90,7 +90,7 @@ class UTransformer(nn.Module):
         gate_stride: int | None = None,
         dropout: float = 0.0,
         backend: Backend = "auto",
-        attention_init: Literal["unet", "paper"] = "paper",
+        attention_init: Literal["unet", "paper"] = "unet",
     ) -> None:
         super().__init__()
         if len(decoder_channels) != encoder_depth:
