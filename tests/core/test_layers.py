@@ -131,6 +131,48 @@ def test_spatial_self_attention(spatial: tuple[int, ...]) -> None:
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kv_stride", [1, 2])
+def test_spatial_self_attention_zero_init_is_identity_and_learns(kv_stride: int) -> None:
+    torch.manual_seed(0)
+    block = SpatialSelfAttention2d(8, 2, zero_init=True, kv_stride=kv_stride)
+    x = torch.randn(2, 8, 4, 6)
+    assert torch.equal(block(x), x)  # residual + zero output projection: exactly the identity
+    # same parameters (names and shapes) as the default init, so checkpoints load either way
+    default = SpatialSelfAttention2d(8, 2, kv_stride=kv_stride)
+    assert {k: v.shape for k, v in block.state_dict().items()} == {k: v.shape for k, v in default.state_dict().items()}
+    assert not torch.allclose(default(x), x)  # the default init is not the identity
+    # it is not stuck at the identity: one SGD step on a loss moves the output away from x
+    loss = (block(x) - torch.randn_like(x)).square().mean()
+    loss.backward()
+    assert block.attn.out_proj.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        for p in block.parameters():
+            if p.grad is not None:
+                p -= 0.1 * p.grad
+    assert not torch.allclose(block(x), x)
+    with pytest.raises(ValueError, match="residual=True"):
+        SpatialSelfAttention2d(8, 2, residual=False, zero_init=True)
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_cross_attention_gate_open_init_passes_the_skip(train: bool) -> None:
+    torch.manual_seed(0)
+    s, y = torch.randn(2, 8, 8, 8), torch.randn(2, 12, 4, 4)
+    opened = CrossAttentionGate2d(8, 12, num_heads=2, open_init=3.0).train(train)
+    torch.testing.assert_close(opened(s, y), s * torch.sigmoid(torch.tensor(3.0)))
+    # the default (paper) init halves the skip on average; in training mode (batch-norm statistics of the
+    # batch) each channel of each image gets its own random factor
+    paper = CrossAttentionGate2d(8, 12, num_heads=2).train(train)
+    ratio = paper(s, y) / s
+    assert 0.3 < ratio.mean() < 0.7
+    if train:
+        assert ratio.std() > 0.1
+    assert {k: v.shape for k, v in opened.state_dict().items()} == {k: v.shape for k, v in paper.state_dict().items()}
+    # the open gate can learn to close: its output norm and projection get gradients
+    (opened(s, y) * torch.randn_like(s)).sum().backward()
+    assert opened.out_norm.weight.grad is not None and opened.out_norm.weight.grad.abs().sum() > 0
+
+
 def test_channel_attention_matches_danet_formula() -> None:
     torch.manual_seed(0)
     cam = ChannelAttention2d()

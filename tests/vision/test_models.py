@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 
 from attnkit.core import CrossAttentionGate2d, PositionAttention2d, record_backends
 from attnkit.vision import MSGANet, UTransformer, build_encoder, load_encoder_weights
+from attnkit.vision.models.utransformer import OPEN_GATE_LOGIT
 
 TINY = "tu-mobilenetv3_small_050"  # a small timm encoder keeps the tests fast
 
@@ -26,11 +28,63 @@ def test_utransformer_shapes_and_attention_through_core() -> None:
 
 def test_utransformer_gates_and_mhsa_receive_gradients() -> None:
     torch.manual_seed(0)
-    model = UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8))
+    model = UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8), attention_init="paper")
     model(torch.randn(2, 3, 64, 64)).logsumexp(1).mean().backward()
     assert model.mhsa.attn.qkv_proj.weight.grad.abs().sum() > 0
     gate = model.gates[0]
     assert gate.q_proj.weight.grad.abs().sum() > 0 and gate.v_proj.weight.grad.abs().sum() > 0
+
+
+def test_utransformer_unet_init_leaves_its_start_after_one_step() -> None:
+    # the default init starts at zero (MHSA output projection, gates' output-norm weight): the first step
+    # moves exactly those, and after it the attention's inner projections receive gradients too
+    torch.manual_seed(0)
+    model = UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8))
+    x = torch.randn(2, 3, 64, 64)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(x).logsumexp(1).mean().backward()
+    gate = model.gates[0]
+    assert model.mhsa.attn.out_proj.weight.grad.abs().sum() > 0 and gate.out_norm.weight.grad.abs().sum() > 0
+    opt.step()
+    opt.zero_grad()
+    model(x).logsumexp(1).mean().backward()
+    assert model.mhsa.attn.qkv_proj.weight.grad.abs().sum() > 0
+    assert gate.q_proj.weight.grad.abs().sum() > 0 and gate.v_proj.weight.grad.abs().sum() > 0
+
+
+class _ConstantGate(torch.nn.Module):
+    """A skip "gate" without attention: multiplies the skip by a constant."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, skip: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        return skip * self.value
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_utransformer_unet_init_is_a_unet_without_attention(train: bool) -> None:
+    torch.manual_seed(0)
+    model = UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8), attention_init="unet").train(train)
+    x = torch.randn(2, 3, 64, 64)
+    # the same weights with the attention taken out: no bottleneck MHSA, every skip scaled by sigmoid(3)
+    plain = copy.deepcopy(model)
+    plain.mhsa = torch.nn.Identity()
+    open_value = torch.sigmoid(torch.tensor(OPEN_GATE_LOGIT)).item()
+    plain.gates = torch.nn.ModuleList(_ConstantGate(open_value) if isinstance(g, CrossAttentionGate2d) else g
+                                      for g in model.gates)
+    torch.testing.assert_close(model(x), plain(x))
+    # the paper's init is not that U-Net: its attention changes the output at init
+    torch.manual_seed(0)
+    paper = UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8), attention_init="paper").train(train)
+    plain.load_state_dict(paper.state_dict(), strict=False)
+    assert not torch.allclose(paper(x), plain(x), atol=1e-3)
+    # checkpoints load across inits: same names and shapes
+    model.load_state_dict(paper.state_dict(), strict=True)
+    torch.testing.assert_close(model(x), paper(x))
+    with pytest.raises(ValueError, match="attention_init"):
+        UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8), attention_init="zero")  # type: ignore[arg-type]
 
 
 def test_utransformer_gated_skips_limits_gates() -> None:

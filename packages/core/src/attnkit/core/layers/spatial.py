@@ -106,6 +106,9 @@ class SpatialSelfAttention2d(nn.Module):
     """Multi-head self-attention over all positions of a feature map (U-Transformer's MHSA).
 
     ``y = x + MHA(x + PE)`` on the ``H * W`` tokens (without the residual when ``residual=False``).
+    With ``zero_init=True`` the attention's output projection starts at zero (weight and bias), so the
+    residual block is exactly the identity at initialisation and learns its attention from there
+    (SkipInit / ReZero, as DANet's ``gamma = 0``); the parameters are the same either way.
 
     Args:
         channels: ``C`` (the token width).
@@ -117,6 +120,7 @@ class SpatialSelfAttention2d(nn.Module):
             reduction of PVT / SegFormer): every position still queries, at ``kv_stride**2`` times less
             cost. ``1`` (the default) attends to all positions.
         backend: attention backend.
+        zero_init: start the output projection at zero (identity block at init; needs ``residual=True``).
 
     Shapes:
         ``(B, C, H, W) -> (B, C, H, W)``; 3D ``(B, C, D, H, W)`` works the same.
@@ -124,12 +128,23 @@ class SpatialSelfAttention2d(nn.Module):
     """
 
     def __init__(self, channels: int, num_heads: int = 1, *, positional: bool = True, residual: bool = True,
-                 dropout: float = 0.0, kv_stride: int = 1, backend: Backend = "auto") -> None:
+                 dropout: float = 0.0, kv_stride: int = 1, backend: Backend = "auto",
+                 zero_init: bool = False) -> None:
         super().__init__()
         _check_kv_stride(kv_stride)
+        if zero_init and not residual:
+            raise ValueError("zero_init=True needs residual=True (without the residual the block would output "
+                             "zeros at init); pass residual=True or zero_init=False")
         self.pos = PositionalEncoding2d(channels) if positional else None
         self.attn = MultiHeadAttention(channels, num_heads, dropout=dropout, backend=backend)
         self.residual, self.kv_stride = residual, kv_stride
+        if zero_init:
+            out = self.attn.out_proj
+            assert isinstance(out, nn.Linear)
+            with torch.no_grad():
+                out.weight.zero_()
+                if out.bias is not None:
+                    out.bias.zero_()
 
     def _attend_reduced(self, t: Tensor, src: Tensor, need_weights: bool) -> tuple[Tensor, Tensor | None]:
         """Queries from tokens ``t (B, N, C)``, keys / values from ``src (B, M, C)``, the layer's own weights."""
@@ -266,6 +281,12 @@ class CrossAttentionGate2d(nn.Module):
             costs ``pool**4`` times less; the gate map is upsampled to ``S``'s size as always. ``1`` (the
             default) attends at ``Y``'s own resolution, as in the paper.
         backend: attention backend.
+        open_init: ``None`` (the default) initialises every layer the usual way (PyTorch's defaults): at
+            init the gate map is ``sigmoid`` of a batch-normed random projection, about 0.5 with
+            per-position noise. A float ``b`` starts the gate *open and uniform* instead: the output
+            norm's weight is zeroed and its bias set to ``b``, so the map is exactly ``sigmoid(b)``
+            everywhere (0.95 for ``b = 3``) and the block passes the skip, scaled, like a U-Net; the gate
+            learns to close from there. Same parameters and function, only their starting values differ.
 
     Shapes:
         ``S (B, Cs, H, W)``, ``Y (B, Cy, h, w)`` with ``h <= H, w <= W`` -> ``(B, Cs, H, W)``; 3D volumes
@@ -274,7 +295,8 @@ class CrossAttentionGate2d(nn.Module):
     """
 
     def __init__(self, skip_channels: int, gate_channels: int, num_heads: int = 1, *, positional: bool = True,
-                 upsample: str = "linear", pool: int = 1, backend: Backend = "auto") -> None:
+                 upsample: str = "linear", pool: int = 1, backend: Backend = "auto",
+                 open_init: float | None = None) -> None:
         super().__init__()
         if pool < 1:
             raise ValueError(f"pool must be >= 1 (1 = attend at the gate map's resolution), got {pool}")
@@ -293,6 +315,10 @@ class CrossAttentionGate2d(nn.Module):
         self.q_proj, self.k_proj, self.v_proj = nn.Linear(c, c), nn.Linear(c, c), nn.Linear(c, c)
         self.out_proj = nn.Linear(c, c)  # 1x1 conv before the sigmoid
         self.out_norm = nn.BatchNorm1d(c)
+        if open_init is not None:
+            with torch.no_grad():
+                self.out_norm.weight.zero_()
+                self.out_norm.bias.fill_(float(open_init))
 
     def _conv_bn(self, x: Tensor, proj: nn.Linear, norm: nn.BatchNorm1d) -> Tensor:
         """1x1 conv + BN on ``(B, C, *S)``, as tokens; returns ``(B, C', *S)``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,9 @@ from attnkit.vision.models.blocks import ConvBlock, SegmentationHead
 from attnkit.vision.models.encoders import build_encoder
 
 __all__ = ["UTransformer", "check_input_size"]
+
+OPEN_GATE_LOGIT = 3.0
+"""Gate logit at init with ``attention_init="unet"``: every gate map starts at ``sigmoid(3) = 0.953``."""
 
 
 def check_input_size(x: Tensor, stride: int, model: str) -> None:
@@ -58,6 +62,13 @@ class UTransformer(nn.Module):
             scores). ``None`` (the default) attends at every decoder map's own resolution, as in the paper.
         dropout: attention dropout in the bottleneck.
         backend: attention backend for all attention blocks.
+        attention_init: ``"unet"`` starts the model as a plain U-Net: the bottleneck self-attention's
+            output projection is zero (the residual block is the identity) and every gate is open and
+            uniform (``sigmoid(3) = 0.95`` at every position, see ``CrossAttentionGate2d(open_init=3.0)``),
+            so the attention is learnt on top of a working U-Net. ``"paper"``: PyTorch's default init of
+            every layer, as the paper (gate maps ~0.5 with per-position noise at init, the self-attention
+            adding a random projection of the bottleneck). Only starting values differ; parameter names and
+            shapes are the same, so checkpoints load either way.
 
     Shapes:
         ``(B, in_channels, H, W) -> (B, K, H, W)`` logits, ``H`` and ``W`` multiples of ``2**encoder_depth``.
@@ -79,11 +90,15 @@ class UTransformer(nn.Module):
         gate_stride: int | None = None,
         dropout: float = 0.0,
         backend: Backend = "auto",
+        attention_init: Literal["unet", "paper"] = "unet",
     ) -> None:
         super().__init__()
         if len(decoder_channels) != encoder_depth:
             raise ValueError(f"decoder_channels needs encoder_depth={encoder_depth} entries, got "
                              f"{len(decoder_channels)}: {tuple(decoder_channels)}")
+        if attention_init not in ("unet", "paper"):
+            raise ValueError(f"attention_init must be 'unet' or 'paper', got {attention_init!r}")
+        unet_init = attention_init == "unet"
         self.encoder = build_encoder(encoder_name, in_channels=in_channels, depth=encoder_depth,
                                      weights=encoder_weights)
         enc_ch = [int(c) for c in self.encoder.out_channels]  # type: ignore[union-attr]  # input, stride 2, 4, ..., 2**depth
@@ -93,7 +108,7 @@ class UTransformer(nn.Module):
             raise ValueError(f"the encoder's deepest map has {bottleneck} channels, not divisible by "
                              f"num_heads={num_heads}")
         self.mhsa = SpatialSelfAttention2d(bottleneck, num_heads, positional=True, dropout=dropout,
-                                           backend=backend)
+                                           backend=backend, zero_init=unet_init)
         if gate_stride is not None and (gate_stride < 1 or gate_stride & (gate_stride - 1)):
             raise ValueError(f"gate_stride must be a power of two (or None for full resolution), got {gate_stride}")
         skip_ch = enc_ch[1:-1][::-1]  # deepest skip first; the last stage has no skip
@@ -106,7 +121,8 @@ class UTransformer(nn.Module):
             if s and i < n_gated:
                 y_stride = self.stride // 2**i  # the decoder map that gates skip i
                 pool = max(1, (gate_stride or 1) // y_stride)
-                gates.append(CrossAttentionGate2d(s, prev, gate_heads, pool=pool, backend=backend))
+                gates.append(CrossAttentionGate2d(s, prev, gate_heads, pool=pool, backend=backend,
+                                                  open_init=OPEN_GATE_LOGIT if unet_init else None))
             else:
                 gates.append(nn.Identity())
             blocks.append(ConvBlock(prev + s, out_ch))
