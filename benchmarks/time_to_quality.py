@@ -53,6 +53,7 @@ class CurveRecorder(Callback):
     def __init__(self, test_fn: Any, paper: dict[str, float], stop_at_paper: bool) -> None:
         self.test_fn, self.paper, self.stop_at_paper = test_fn, paper, stop_at_paper
         self.train_s = 0.0
+        self._v = 0.0
         self.val_s = 0.0
         self.rows: list[dict[str, Any]] = []
         self._t = 0.0

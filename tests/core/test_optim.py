@@ -101,3 +101,25 @@ def test_warmup_cosine_shrinks_the_warmup_of_a_short_debugging_run() -> None:
         opt.step()
         sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
+
+
+def test_build_optimization_asks_the_length_only_of_a_schedule_that_needs_it() -> None:
+    from attnkit.core.tasks import WarmupCosineLR
+
+    asked: list[int] = []
+
+    def length() -> int:
+        asked.append(1)
+        return 50
+
+    params = list(nn.Linear(2, 2).parameters())
+    out = build_optimization(params, partial(torch.optim.SGD, lr=0.1), partial(WarmupCosineLR, warmup_steps=5),
+                             total_steps=length)
+    assert out["lr_scheduler"]["scheduler"].total_steps == 50 and out["lr_scheduler"]["interval"] == "step"
+    fixed = build_optimization(params, partial(torch.optim.SGD, lr=0.1),
+                               partial(WarmupCosineLR, warmup_steps=5, total_steps=20), total_steps=length)
+    assert fixed["lr_scheduler"]["scheduler"].total_steps == 20
+    plateau = build_optimization(params, partial(torch.optim.SGD, lr=0.1),
+                                 torch.optim.lr_scheduler.ReduceLROnPlateau, "val/loss", total_steps=length)
+    assert plateau["lr_scheduler"]["interval"] == "epoch"
+    assert asked == [1]  # only the first schedule asked for the length

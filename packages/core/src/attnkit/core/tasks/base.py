@@ -99,16 +99,12 @@ class Task(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         """The optimiser over all parameters, and the scheduler when one is configured.
 
-        A scheduler with ``total_steps=None`` and a ``set_total_steps`` method (:class:`WarmupCosineLR`) is
-        told the trainer's ``estimated_stepping_batches``.
+        A scheduler shaped by the length of training (:class:`WarmupCosineLR` without ``total_steps``) is told
+        the trainer's ``estimated_stepping_batches``.
         """
-        config = build_optimization(self.parameters(), self.optimizer, self.scheduler,
-                                    self.scheduler_monitor or self.monitor)
-        sched = config["lr_scheduler"]["scheduler"] if isinstance(config, dict) else None
-        if getattr(sched, "total_steps", 0) is None and hasattr(sched, "set_total_steps"):
-            # a schedule shaped by the length of training (WarmupCosineLR): the trainer knows it now
-            sched.set_total_steps(self.trainer.estimated_stepping_batches)
-        return config
+        return build_optimization(self.parameters(), self.optimizer, self.scheduler,
+                                  self.scheduler_monitor or self.monitor,
+                                  total_steps=lambda: self.trainer.estimated_stepping_batches)
 
     # -- checkpoints --------------------------------------------------------------------------------
     def checkpoint_metadata(self) -> dict[str, Any]:

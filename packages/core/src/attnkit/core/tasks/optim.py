@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -74,10 +74,10 @@ class WarmupCosineLR(LRScheduler):
             warnings.warn(f"WarmupCosineLR: training runs {total} steps, not more than warmup_steps="
                           f"{self.warmup_steps}; warming up over {shorter} steps instead", stacklevel=2)
             self.warmup_steps = shorter
-            self._last_lr = [base * self.factor(max(self.last_epoch, 0)) for base in self.base_lrs]
-            for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
-                group["lr"] = lr
         self.total_steps = total
+        self._last_lr = self.get_lr()  # the current step's rate under the new shape
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
+            group["lr"] = lr
 
     def factor(self, step: int) -> float:
         """Multiplier of the peak rate after ``step`` optimiser steps."""
@@ -98,6 +98,7 @@ def build_optimization(
     optimizer: OptimizerCallable,
     scheduler: LRSchedulerCallable | None = None,
     monitor: str | None = None,
+    total_steps: Callable[[], float] | None = None,
 ) -> Any:
     """What a task's ``configure_optimizers`` returns.
 
@@ -106,6 +107,8 @@ def build_optimization(
         optimizer: builds the optimiser from the parameters.
         scheduler: builds an LR scheduler from the optimiser (optional).
         monitor: logged metric a ``ReduceLROnPlateau`` scheduler watches (ignored by other schedulers).
+        total_steps: the length of training in optimiser steps, asked only when the scheduler wants it: one
+            built with ``total_steps=None`` that has ``set_total_steps`` (:class:`WarmupCosineLR`).
 
     Returns:
         The optimiser alone, or Lightning's ``{"optimizer", "lr_scheduler"}`` dict.
@@ -114,6 +117,9 @@ def build_optimization(
     if scheduler is None:
         return opt
     sched = scheduler(opt)
+    if total_steps is not None and getattr(sched, "total_steps", 0) is None and hasattr(sched, "set_total_steps"):
+        sched.set_total_steps(total_steps())
+    # a scheduler that declares interval = "step" is stepped after every optimiser step, others once per epoch
     config: dict[str, Any] = {"scheduler": sched, "interval": getattr(sched, "interval", "epoch")}
     if monitor is not None:
         config["monitor"] = monitor
