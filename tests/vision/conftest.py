@@ -55,12 +55,32 @@ def make_isbi(root: Path, n: int = 10, size: int = 64, seed: int = 0) -> Path:
     return base
 
 
+def make_drive(root: Path, train_ids: tuple[int, ...] = (21, 22, 23, 24), test_ids: tuple[int, ...] = (1, 2),
+               size: tuple[int, int] = (40, 44), seed: int = 0) -> Path:
+    """``root/drive/{training,test}/{images,1st_manual,mask}`` as published: LZW TIFF images, GIF vessel and
+    field-of-view masks (an inscribed ellipse), ``NN_training.tif`` / ``NN_manual1.gif`` / ``NN_training_mask.gif``."""
+    rng = np.random.default_rng(seed)
+    base = root / "drive"
+    h, w = size
+    yy, xx = np.mgrid[:h, :w]
+    fov = (((yy - h / 2) / (h / 2)) ** 2 + ((xx - w / 2) / (w / 2)) ** 2 <= 1).astype(np.uint8) * 255
+    for split, tag, ids in (("training", "training", train_ids), ("test", "test", test_ids)):
+        for sub in ("images", "1st_manual", "mask"):
+            (base / split / sub).mkdir(parents=True)
+        for i in ids:
+            img, vessels = blobs(rng, h, w)
+            Image.fromarray(img).save(base / split / "images" / f"{i:02d}_{tag}.tif", compression="tiff_lzw")
+            Image.fromarray(vessels).save(base / split / "1st_manual" / f"{i:02d}_manual1.gif")
+            Image.fromarray(fov).save(base / split / "mask" / f"{i:02d}_{tag}_mask.gif")
+    return base
+
+
 @pytest.fixture
 def fixtures() -> object:
     """The fixture builders, for tests that need non-default sizes or broken files."""
     import types
 
-    return types.SimpleNamespace(blobs=blobs, make_monuseg=make_monuseg, make_isbi=make_isbi)
+    return types.SimpleNamespace(blobs=blobs, make_monuseg=make_monuseg, make_isbi=make_isbi, make_drive=make_drive)
 
 
 @pytest.fixture

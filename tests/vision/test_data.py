@@ -10,6 +10,7 @@ from PIL import Image
 
 from attnkit.core.data import get_dataset
 from attnkit.vision import (
+    DRIVEDataModule,
     FolderSegmentationDataModule,
     ImageFormatError,
     ISBI2012DataModule,
@@ -18,6 +19,7 @@ from attnkit.vision import (
     load_pairs,
     read_image,
 )
+from attnkit.vision.data import IGNORE_INDEX
 
 
 def _pair_dirs(tmp_path: Path, fixtures: Any, n: int = 2, size: tuple[int, int] = (40, 48)) -> tuple[Path, Path]:
@@ -189,6 +191,44 @@ def test_datasets_are_registered() -> None:
     assert len(mon.files) == 88 and sum(f.path.startswith("Test_Folder/img/") for f in mon.files) == 14
     assert all(f.sha256 and f.url and f.url.startswith("https://") for f in mon.files)
     assert len(isbi.files) == 60 and "CC BY-NC-SA" in mon.licence
+
+
+def test_drive_splits_hold_out_the_last_training_images_and_ignore_outside_the_fov(tmp_path: Path,
+                                                                                 fixtures: Any) -> None:
+    base = fixtures.make_drive(tmp_path / "data")
+    dm = DRIVEDataModule(root=str(tmp_path / "data"), num_val=1, patch_size=32, samples_per_epoch=4, batch_size=2)
+    assert [p.name for p in dm.load_split("train")] == ["21_training", "22_training", "23_training"]
+    assert [p.name for p in dm.load_split("val")] == ["24_training"]
+    test = dm.load_split("test")
+    assert [p.name for p in test] == ["01_test", "02_test"]
+    fov = np.asarray(Image.open(base / "test" / "mask" / "01_test_mask.gif")) > 0
+    vessels = np.asarray(Image.open(base / "test" / "1st_manual" / "01_manual1.gif")) > 0
+    np.testing.assert_array_equal(test[0].mask, np.where(fov, vessels.astype(np.int64), IGNORE_INDEX))
+    assert (test[0].mask == IGNORE_INDEX).any() and (test[0].mask == 1).any()
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (2, 3, 32, 32)
+    whole = DRIVEDataModule(root=str(tmp_path / "data"))  # the standard protocol: all training images, no val
+    assert len(whole.load_split("train")) == 4 and whole.load_split("val") == [] and whole.val_dataloader() == []
+    with pytest.raises(ValueError, match=r"num_val must be in 0\.\.19"):
+        DRIVEDataModule(num_val=20)
+
+
+def test_drive_is_registered_with_both_observers() -> None:
+    drive = get_dataset("drive")
+    assert len(drive.files) == 140 and all(f.sha256 and f.url.startswith("https://") for f in drive.files)
+    assert sum(f.path.startswith("test/2nd_manual/") for f in drive.files) == 20
+    assert sum(f.path.startswith("training/images/") and f.path.endswith(".tif") for f in drive.files) == 20
+
+
+def test_drive_real_data_layout(real_data_dir: Path) -> None:
+    if not (real_data_dir / "drive").is_dir():
+        pytest.skip(f"{real_data_dir}/drive is absent (added to ../shared/data in the sixth session)")
+    dm = DRIVEDataModule(root=str(real_data_dir))
+    train, test = dm.load_split("train"), dm.load_split("test")
+    assert len(train) == 20 and len(test) == 20 and test[0].image.shape == (3, 584, 565)
+    vessel_share = np.mean([(p.mask == 1).sum() / (p.mask >= 0).sum() for p in test])
+    assert 0.08 < vessel_share < 0.18  # ~12.7% of the field of view is vessel (first observer)
 
 
 def test_monuseg_real_data_layout(real_data_dir: Path) -> None:

@@ -77,6 +77,17 @@ def test_packaged_isbi_config_fit_and_test(config: str, isbi_root: Path) -> None
     assert main(["test", *args, "--trainer.fast_dev_run=true"]) == 0
 
 
+@pytest.mark.parametrize("config", ["utransformer-drive", "unet-drive", "transdae-drive", "msga-drive"])
+def test_packaged_drive_configs_fit_and_test_inside_the_fov(config: str, tmp_path: Path, fixtures: object) -> None:
+    fixtures.make_drive(tmp_path / "data")  # type: ignore[attr-defined]
+    args = ["-c", config, "--data.root", str(tmp_path / "data"), *SMALL]
+    assert main(["fit", *args, "--trainer.max_steps", "1"]) == 0
+    assert main(["test", *args, "--ckpt_path", "last"]) == 0
+    rows = [r for f in Path(f"runs/{config}/logs").glob("version_*/metrics.csv") for r in csv.DictReader(open(f))]
+    dice = [float(r["test/dice"]) for r in rows if r.get("test/dice")]
+    assert len(dice) == 1 and 0.0 <= dice[0] <= 1.0
+
+
 def test_fit_test_predict_through_cli(monuseg_root: Path, tmp_path: Path) -> None:
     args = ["-c", "unet-monuseg", "--data.root", str(monuseg_root), *SMALL,
             "--model.model.init_args.encoder_name", TINY, "--trainer.enable_progress_bar=false"]

@@ -14,6 +14,7 @@ from attnkit.vision.models import registry as _model_registry  # noqa: F401  (re
 if TYPE_CHECKING:
     from attnkit.core.models import load_model
     from attnkit.vision.data import (
+        DRIVEDataModule,
         FolderSegmentationDataModule,
         ImageFormatError,
         ISBI2012DataModule,
@@ -42,6 +43,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "load_model": "attnkit.core.models:load_model",
     "FolderSegmentationDataModule": "attnkit.vision.data:FolderSegmentationDataModule",
     "ImageFormatError": "attnkit.vision.data:ImageFormatError",
+    "DRIVEDataModule": "attnkit.vision.data:DRIVEDataModule",
     "ISBI2012DataModule": "attnkit.vision.data:ISBI2012DataModule",
     "MoNuSegDataModule": "attnkit.vision.data:MoNuSegDataModule",
     "SegmentationAugment": "attnkit.vision.data:SegmentationAugment",
@@ -67,6 +69,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "DRIVEDataModule",
     "EncoderWeightsUnavailableError",
     "FolderSegmentationDataModule",
     "GuidedAttentionModule",

@@ -7,7 +7,12 @@ from attnkit.vision.data import registry  # noqa: F401  (registers the datasets)
 
 if TYPE_CHECKING:
     from attnkit.vision.data.augment import SegmentationAugment
-    from attnkit.vision.data.datamodule import FolderSegmentationDataModule, ISBI2012DataModule, MoNuSegDataModule
+    from attnkit.vision.data.datamodule import (
+        DRIVEDataModule,
+        FolderSegmentationDataModule,
+        ISBI2012DataModule,
+        MoNuSegDataModule,
+    )
     from attnkit.vision.data.datasets import ImageDataset, PatchDataset, normalise
     from attnkit.vision.data.formats import (
         IGNORE_INDEX,
@@ -18,10 +23,11 @@ if TYPE_CHECKING:
         read_image,
         read_pair_list,
     )
-    from attnkit.vision.data.registry import ISBI2012, MONUSEG
+    from attnkit.vision.data.registry import DRIVE, ISBI2012, MONUSEG
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "SegmentationAugment": "attnkit.vision.data.augment:SegmentationAugment",
+    "DRIVEDataModule": "attnkit.vision.data.datamodule:DRIVEDataModule",
     "FolderSegmentationDataModule": "attnkit.vision.data.datamodule:FolderSegmentationDataModule",
     "ISBI2012DataModule": "attnkit.vision.data.datamodule:ISBI2012DataModule",
     "MoNuSegDataModule": "attnkit.vision.data.datamodule:MoNuSegDataModule",
@@ -35,14 +41,17 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "pair_files": "attnkit.vision.data.formats:pair_files",
     "read_image": "attnkit.vision.data.formats:read_image",
     "read_pair_list": "attnkit.vision.data.formats:read_pair_list",
+    "DRIVE": "attnkit.vision.data.registry:DRIVE",
     "ISBI2012": "attnkit.vision.data.registry:ISBI2012",
     "MONUSEG": "attnkit.vision.data.registry:MONUSEG",
 })
 
 __all__ = [
+    "DRIVE",
     "IGNORE_INDEX",
     "ISBI2012",
     "MONUSEG",
+    "DRIVEDataModule",
     "FolderSegmentationDataModule",
     "ISBI2012DataModule",
     "ImageDataset",

@@ -1,4 +1,4 @@
-"""Lightning data modules for folder datasets, MoNuSeg (UCTransNet split) and ISBI 2012 EM (k-fold)."""
+"""Lightning data modules for folder datasets, MoNuSeg (UCTransNet split), ISBI 2012 EM (k-fold) and DRIVE."""
 
 from __future__ import annotations
 
@@ -15,7 +15,13 @@ from attnkit.vision.data.augment import SegmentationAugment
 from attnkit.vision.data.datasets import ImageDataset, PatchDataset, PatchSampler
 from attnkit.vision.data.formats import DEFAULT_PATTERN, Intensity, SegmentationPair, load_pairs
 
-__all__ = ["FolderSegmentationDataModule", "ISBI2012DataModule", "MoNuSegDataModule", "collate_images"]
+__all__ = [
+    "DRIVEDataModule",
+    "FolderSegmentationDataModule",
+    "ISBI2012DataModule",
+    "MoNuSegDataModule",
+    "collate_images",
+]
 
 
 def collate_images(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -209,7 +215,20 @@ class FolderSegmentationDataModule(LightningDataModule):
         return self._whole(pairs)
 
 
-class MoNuSegDataModule(FolderSegmentationDataModule):
+class _RegisteredDataModule(FolderSegmentationDataModule):
+    """A registered dataset: its files live in ``<root>/<dataset_id>/`` and are fetched when missing."""
+
+    dataset_id: str
+    data_root: str | None
+
+    @property
+    def base_dir(self) -> Path:
+        """``<root>/<dataset_id>`` (``root=None``: ``ATTNKIT_DATA_DIR``), fetched when missing or empty."""
+        d = dataset_dir(self.dataset_id, self.data_root)
+        return d if d.is_dir() and any(d.iterdir()) else fetch(self.dataset_id, self.data_root)
+
+
+class MoNuSegDataModule(_RegisteredDataModule):
     """MoNuSeg 2018 nuclei (H&E, 1000x1000) in the UCTransNet split: 24 train, 6 val, 14 test images.
 
     Layout under ``<root>/monuseg/``: ``{Train,Val,Test}_Folder/{img,labelcol}`` (test images are TIFF,
@@ -242,14 +261,8 @@ class MoNuSegDataModule(FolderSegmentationDataModule):
         )
         self.data_root = root
 
-    @property
-    def base_dir(self) -> Path:
-        """``<root>/monuseg`` (fetched when missing)."""
-        d = dataset_dir(self.dataset_id, self.data_root)
-        return d if d.is_dir() and any(d.iterdir()) else fetch(self.dataset_id, self.data_root)
 
-
-class ISBI2012DataModule(FolderSegmentationDataModule):
+class ISBI2012DataModule(_RegisteredDataModule):
     """ISBI 2012 EM membranes: 30 slices 512x512, k-fold cross-validation (test labels are not public).
 
     Layout under ``<root>/isbi2012-em/``: ``image/N.png`` and ``label/N.png`` (255 = cell, 0 = membrane).
@@ -297,12 +310,6 @@ class ISBI2012DataModule(FolderSegmentationDataModule):
         )
         self.data_root, self.fold, self.num_folds = root, fold, num_folds
 
-    @property
-    def base_dir(self) -> Path:
-        """``<root>/isbi2012-em`` (fetched when missing)."""
-        d = dataset_dir(self.dataset_id, self.data_root)
-        return d if d.is_dir() and any(d.iterdir()) else fetch(self.dataset_id, self.data_root)
-
     def load_split(self, split: str) -> list[SegmentationPair]:
         """Train: all folds but ``fold``; val and test: fold ``fold``."""
         if split not in self.splits:
@@ -314,3 +321,66 @@ class ISBI2012DataModule(FolderSegmentationDataModule):
             self.splits["train"] = [p for i, p in enumerate(pairs) if i not in held]
             self.splits["val"] = self.splits["test"] = [p for i, p in enumerate(pairs) if i in held]
         return self.splits[split]
+
+
+class DRIVEDataModule(_RegisteredDataModule):
+    """DRIVE retinal vessels (Staal et al. 2004): 20 training and 20 test fundus photographs, 565x584 RGB.
+
+    Layout under ``<root>/drive/``, as published: ``{training,test}/images/NN_{training,test}.tif`` (LZW
+    TIFF), ``{training,test}/1st_manual/NN_manual1.gif`` (vessels 255) and ``{training,test}/mask/
+    NN_{training,test}_mask.gif`` (field of view 255). The standard protocol: train on the 20 training images,
+    test on the 20 test images against the first observer, every metric inside the field of view (pixels
+    outside it count for neither the loss nor the metrics). DRIVE has no validation split: ``num_val`` holds
+    out the last ``num_val`` training images (by number) for validation; 0 validates on nothing.
+
+    Args:
+        root: data root (default ``ATTNKIT_DATA_DIR``; missing files are downloaded where the network allows).
+        num_val: training images held out for validation (0..19).
+        predict_dir: unlabelled images for ``predict``.
+        patch_size: training patch side.
+        samples_per_epoch: training patches per epoch.
+        batch_size: training batch size.
+        num_workers: loader workers.
+        augment: flips and 90° rotations.
+        degrees: affine rotation range.
+        elastic_alpha: elastic deformation strength.
+        colour_jitter: brightness / contrast / saturation strength.
+
+    """
+
+    dataset_id = "drive"
+
+    def __init__(
+        self,
+        root: str | None = None,
+        num_val: int = 0,
+        predict_dir: str | None = None,
+        patch_size: int = 256,
+        samples_per_epoch: int = 128,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        augment: bool = True,
+        degrees: float = 0.0,
+        elastic_alpha: float = 0.0,
+        colour_jitter: float = 0.1,
+    ) -> None:
+        if not 0 <= num_val < 20:
+            raise ValueError(f"num_val must be in 0..19 (DRIVE has 20 training images), got {num_val}")
+        super().__init__(
+            root=root, train_images="training/images", train_masks="training/1st_manual",
+            train_fov="training/mask", test_images="test/images", test_masks="test/1st_manual",
+            test_fov="test/mask", predict_dir=predict_dir, num_classes=2, in_channels=3, mask_values=[0, 255],
+            patch_size=patch_size, samples_per_epoch=samples_per_epoch, batch_size=batch_size,
+            num_workers=num_workers, augment=augment, degrees=degrees, elastic_alpha=elastic_alpha,
+            colour_jitter=colour_jitter, mask_pattern="{id}_manual1.gif", fov_pattern="{stem}_mask.gif",
+            id_regex=r"^(\d+)_",
+        )
+        self.data_root, self.num_val = root, num_val
+
+    def load_split(self, split: str) -> list[SegmentationPair]:
+        """Train: the training images but the last ``num_val``; val: those; test: the 20 test images."""
+        if split in ("train", "val") and split not in self.splits:
+            pairs = sorted(self._load(*self._dirs["train"], self._fov["train"]), key=lambda p: p.name)
+            cut = len(pairs) - self.num_val
+            self.splits["train"], self.splits["val"] = pairs[:cut], pairs[cut:]
+        return super().load_split(split)

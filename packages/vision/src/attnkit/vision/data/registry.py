@@ -1,14 +1,17 @@
-"""Registers the vision datasets (monuseg, isbi2012-em) with :mod:`attnkit.core.data`."""
+"""Registers the vision datasets (monuseg, isbi2012-em, drive) with :mod:`attnkit.core.data`."""
 
 from __future__ import annotations
 
 from attnkit.core.data import Dataset, RemoteFile, register
-from attnkit.vision.data._files import ISBI2012_FILES, MONUSEG_FILES
+from attnkit.vision.data._files import DRIVE_FILES, ISBI2012_FILES, MONUSEG_FILES
 
-__all__ = ["ISBI2012", "MONUSEG"]
+__all__ = ["DRIVE", "ISBI2012", "MONUSEG"]
 
 _UCTRANSNET = "https://raw.githubusercontent.com/McGregorWwww/UCTransNet/main/datasets/MoNuSeg/"
 _UNET = "https://raw.githubusercontent.com/zhixuhao/unet/master/data/membrane/train/"
+# the DRIVE release as published (LZW TIFF, GIF masks), mirrored in a commit of orobix/retina-unet; the
+# official site (drive.grand-challenge.org) hands it out after registration
+_DRIVE = "https://raw.githubusercontent.com/orobix/retina-unet/1ccd6f86a49e00a3ff8d9925bb3c78d818ed0e87/DRIVE/"
 
 
 def _files(table: str, base_url: str) -> tuple[RemoteFile, ...]:
@@ -39,4 +42,14 @@ ISBI2012 = register(Dataset(
     citation="Cardona et al., An integrated micro- and macroarchitectural analysis of the Drosophila brain "
              "by computer-assisted serial section electron microscopy, PLoS Biol 2010",
     homepage="https://imagej.net/events/isbi-2012-segmentation-challenge",
+))
+
+DRIVE = register(Dataset(
+    id="drive",
+    description="DRIVE retinal vessel segmentation, 20 training + 20 test fundus images 565x584 with "
+                "field-of-view masks and two observers' test annotations",
+    files=_files(DRIVE_FILES, _DRIVE),
+    licence="research use; redistribution by the DRIVE organisers only (drive.grand-challenge.org terms)",
+    citation="Staal et al., Ridge-based vessel segmentation in color images of the retina, IEEE TMI 2004",
+    homepage="https://drive.grand-challenge.org/",
 ))
