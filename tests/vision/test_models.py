@@ -87,6 +87,29 @@ def test_utransformer_unet_init_is_a_unet_without_attention(train: bool) -> None
         UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8), attention_init="zero")  # type: ignore[arg-type]
 
 
+def test_utransformer_smp_decoder_init_matches_smp_unet_scales() -> None:
+    torch.manual_seed(0)
+    kw = {"num_heads": 4, "decoder_channels": (32, 16, 16, 8, 8)}
+    ours, default = UTransformer(TINY, decoder_init="smp", **kw), UTransformer(TINY, **kw)
+    ref = smp.Unet(TINY, encoder_weights=None, decoder_channels=(32, 16, 16, 8, 8), classes=2)
+    convs = [m for m in ours.blocks.modules() if isinstance(m, torch.nn.Conv2d)]
+    ref_convs = [m for m in ref.decoder.blocks.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.weight.shape for c in convs] == [c.weight.shape for c in ref_convs]
+    for c, r, d in zip(convs, ref_convs, [m for m in default.blocks.modules() if isinstance(m, torch.nn.Conv2d)],
+                       strict=True):
+        fan_in = c.weight[0].numel()
+        assert c.weight.abs().max() <= (6 / fan_in) ** 0.5  # Kaiming-uniform bound, ReLU gain
+        assert float(c.weight.std()) == pytest.approx(float(r.weight.std()), rel=0.15)
+        assert float(d.weight.std()) == pytest.approx(float(c.weight.std()) / 6**0.5, rel=0.15)  # PyTorch's default: 2.45x smaller
+    assert float(ours.head.conv.weight.std()) == pytest.approx(float(ref.segmentation_head[0].weight.std()), rel=0.3)
+    assert not ours.head.conv.bias.any()
+    gate = next(g for g in ours.gates if isinstance(g, CrossAttentionGate2d))
+    twin = next(g for g in default.gates if isinstance(g, CrossAttentionGate2d))
+    assert sorted(n for n, _ in gate.named_parameters()) == sorted(n for n, _ in twin.named_parameters())
+    with pytest.raises(ValueError, match="decoder_init"):
+        UTransformer(TINY, decoder_init="xavier", **kw)  # type: ignore[arg-type]
+
+
 def test_utransformer_gated_skips_limits_gates() -> None:
     model = UTransformer(TINY, num_heads=4, gated_skips=2, decoder_channels=(32, 16, 16, 8, 8))
     assert [isinstance(g, CrossAttentionGate2d) for g in model.gates] == [True, True, False, False, False]

@@ -15,7 +15,7 @@ from attnkit.core.models import configurable
 from attnkit.vision.models.blocks import ConvBlock, SegmentationHead
 from attnkit.vision.models.encoders import build_encoder
 
-__all__ = ["UTransformer", "check_input_size"]
+__all__ = ["UTransformer", "check_input_size", "smp_decoder_init"]
 
 OPEN_GATE_LOGIT = 3.0
 """Gate logit at init with ``attention_init="unet"``: every gate map starts at ``sigmoid(3) = 0.953``."""
@@ -31,6 +31,27 @@ def check_input_size(x: Tensor, stride: int, model: str) -> None:
             f"{model}: input size {h}x{w} is not divisible by the encoder stride {stride}; pad the image, "
             f"crop patches of a multiple of {stride}, or use sliding-window inference with such a patch size"
         )
+
+
+def smp_decoder_init(decoder: nn.Module, head: nn.Module) -> None:
+    """Initialise ``decoder`` and ``head`` in place as segmentation-models-pytorch does its U-Net's.
+
+    Decoder: Kaiming-uniform weights with the ReLU gain (``fan_in``) for convolutions, batch norms at
+    ``(1, 0)``; head: Xavier-uniform; zero biases.
+    """
+    for m in decoder.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for m in head.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 @configurable
@@ -69,6 +90,12 @@ class UTransformer(nn.Module):
             every layer, as the paper (gate maps ~0.5 with per-position noise at init, the self-attention
             adding a random projection of the bottleneck). Only starting values differ; parameter names and
             shapes are the same, so checkpoints load either way.
+        decoder_init: starting weights of the decoder's convolutions and the head. ``"smp"``: as
+            segmentation-models-pytorch initialises its U-Net (Kaiming-uniform with the ReLU gain for the
+            decoder convolutions, Xavier-uniform for the head, zero biases); ``"pytorch"``: PyTorch's layer
+            defaults (Kaiming-uniform with ``a = sqrt(5)``: 2.45x smaller weights). Behind batch norm the
+            forward pass is the same, but Adam's per-element steps are then 2.45x larger relative to the
+            weights, i.e. a larger effective learning rate in the decoder.
 
     Shapes:
         ``(B, in_channels, H, W) -> (B, K, H, W)`` logits, ``H`` and ``W`` multiples of ``2**encoder_depth``.
@@ -91,6 +118,7 @@ class UTransformer(nn.Module):
         dropout: float = 0.0,
         backend: Backend = "auto",
         attention_init: Literal["unet", "paper"] = "unet",
+        decoder_init: Literal["smp", "pytorch"] = "pytorch",
     ) -> None:
         super().__init__()
         if len(decoder_channels) != encoder_depth:
@@ -98,6 +126,8 @@ class UTransformer(nn.Module):
                              f"{len(decoder_channels)}: {tuple(decoder_channels)}")
         if attention_init not in ("unet", "paper"):
             raise ValueError(f"attention_init must be 'unet' or 'paper', got {attention_init!r}")
+        if decoder_init not in ("smp", "pytorch"):
+            raise ValueError(f"decoder_init must be 'smp' or 'pytorch', got {decoder_init!r}")
         unet_init = attention_init == "unet"
         self.encoder = build_encoder(encoder_name, in_channels=in_channels, depth=encoder_depth,
                                      weights=encoder_weights)
@@ -131,6 +161,8 @@ class UTransformer(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.head = SegmentationHead(prev, num_classes)
         self.num_classes = num_classes
+        if decoder_init == "smp":
+            smp_decoder_init(self.blocks, self.head)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(B, K, H, W)`` for images ``(B, C, H, W)``."""
