@@ -100,7 +100,8 @@ def test_utransformer_smp_decoder_init_matches_smp_unet_scales() -> None:
         fan_in = c.weight[0].numel()
         assert c.weight.abs().max() <= (6 / fan_in) ** 0.5  # Kaiming-uniform bound, ReLU gain
         assert float(c.weight.std()) == pytest.approx(float(r.weight.std()), rel=0.15)
-        assert float(d.weight.std()) == pytest.approx(float(c.weight.std()) / 6**0.5, rel=0.15)  # PyTorch's default: 2.45x smaller
+        # PyTorch's default init: 2.45x smaller
+        assert float(d.weight.std()) == pytest.approx(float(c.weight.std()) / 6**0.5, rel=0.15)
     assert float(ours.head.conv.weight.std()) == pytest.approx(float(ref.segmentation_head[0].weight.std()), rel=0.3)
     assert not ours.head.conv.bias.any()
     gate = next(g for g in ours.gates if isinstance(g, CrossAttentionGate2d))
