@@ -121,3 +121,28 @@ def test_transdae_bad_input_and_config_errors() -> None:
         TransDAE(**{**TINY, "decoder_channels": (16, 8)})
     with pytest.raises(ValueError, match="spatial_dims must be 2"):
         TransDAE(**TINY, spatial_dims=1)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_transdae_segformer_init_scales(spatial_dims: int) -> None:
+    torch.manual_seed(0)
+    kw = {**TINY, "dims": (32, 64, 96, 128), "num_heads": (1, 2, 2, 4), "spatial_dims": spatial_dims}
+    ours, old = TransDAE(**kw), TransDAE(**kw, init="pytorch")
+    linears = [(n, m) for n, m in ours.named_modules() if isinstance(m, torch.nn.Linear)]
+    old_linears = dict(old.named_modules())
+    assert linears and all(n.startswith(("stages", "interaction")) for n, _ in linears)
+    for name, lin in linears:
+        assert not lin.bias.any()
+        if lin.weight.numel() >= 1024:  # SegFormer's trunc_normal_(std=0.02) cuts at +-2 absolute: ~N(0, 0.02)
+            assert float(lin.weight.std()) == pytest.approx(0.02, rel=0.15)
+            assert float(old_linears[name].weight.std()) > 1.3 * float(lin.weight.std())
+    patch = ours.embeds[0]
+    fan_out = patch.weight[0, 0].numel() * patch.out_channels
+    assert float(patch.weight.std()) == pytest.approx((2 / fan_out) ** 0.5, rel=0.15)
+    convs = [m for m in ours.decoder.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
+    for c in convs:
+        assert float(c.weight.std()) == pytest.approx((2 / c.weight[0].numel()) ** 0.5, rel=0.15)  # smp's U-Net
+    x = torch.randn(1, 3, *(32,) * spatial_dims)
+    assert torch.isfinite(ours(x)).all() and ours(x).shape == (1, 2, *(32,) * spatial_dims)
+    with pytest.raises(ValueError, match="init must be"):
+        TransDAE(**TINY, init="xavier")  # type: ignore[arg-type]

@@ -12,10 +12,10 @@ from torch import Tensor, nn
 from attnkit.core import CrossAttentionGate2d, SpatialSelfAttention2d
 from attnkit.core.attention import Backend
 from attnkit.core.models import configurable
-from attnkit.vision.models.blocks import ConvBlock, SegmentationHead
+from attnkit.vision.models.blocks import ConvBlock, SegmentationHead, smp_decoder_init
 from attnkit.vision.models.encoders import build_encoder
 
-__all__ = ["UTransformer", "check_input_size", "smp_decoder_init"]
+__all__ = ["UTransformer", "check_input_size"]
 
 OPEN_GATE_LOGIT = 3.0
 """Gate logit at init with ``attention_init="unet"``: every gate map starts at ``sigmoid(3) = 0.953``."""
@@ -31,27 +31,6 @@ def check_input_size(x: Tensor, stride: int, model: str) -> None:
             f"{model}: input size {h}x{w} is not divisible by the encoder stride {stride}; pad the image, "
             f"crop patches of a multiple of {stride}, or use sliding-window inference with such a patch size"
         )
-
-
-def smp_decoder_init(decoder: nn.Module, head: nn.Module) -> None:
-    """Initialise ``decoder`` and ``head`` in place as segmentation-models-pytorch does its U-Net's.
-
-    Decoder: Kaiming-uniform weights with the ReLU gain (``fan_in``) for convolutions, batch norms at
-    ``(1, 0)``; head: Xavier-uniform; zero biases.
-    """
-    for m in decoder.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    for m in head.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
 
 
 @configurable
