@@ -6,6 +6,10 @@ Paper PhysioNet-2012 sizes (5 layers, d_model 256, 8 heads, d_k = d_v = 32, d_ff
 picked before SAITS switched bf16-on-CPU to the math path), to show what that choice is worth.
 
     OMP_NUM_THREADS=1 python benchmarks/saits_speed.py --steps 5 --rounds 2
+    OMP_NUM_THREADS=1 python benchmarks/saits_speed.py --batches 128 32 --steps 4 --rounds 3
+
+``--batches`` times only attnkit bf16-mixed at each batch size, interleaved, and reports the time per 128
+samples (the cost of an epoch at that batch size, relative to the others).
 """
 
 from __future__ import annotations
@@ -27,8 +31,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batches", type=int, nargs="+", default=None,
+                   help="time attnkit bf16-mixed at these batch sizes instead (per 128 samples)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.batches:
+        batch_sweep(args.batches, args.steps, args.rounds)
+        return
     from pypots.imputation.saits.core import _SAITS
     from pypots.nn.modules.loss import MAE
 
@@ -83,6 +92,45 @@ def main() -> None:
             print(f"round {r + 1} {name:24s} {sec:7.3f} s/step", flush=True)
     for name, s in best.items():
         print(f"{name:24s} {s:7.3f} s/step   speed-up vs PyPOTS {best['pypots fp32'] / s:4.2f}x")
+    print(f"load average after {os.getloadavg()[0]:.1f}")
+
+
+def batch_sweep(batches: list[int], steps: int, rounds: int) -> None:
+    """Seconds per 128 samples of an attnkit bf16-mixed training step at each batch size, interleaved."""
+    torch.manual_seed(0)
+    model = saits_physionet2012()
+    opt = torch.optim.Adam(model.parameters(), 1e-3, fused=True)
+    data = {b: (torch.randn(b, 48, 37), torch.rand(b, 48, 37) > 0.8) for b in batches}
+
+    def step(b: int) -> None:
+        x, obs = data[b]
+        hidden = mcar_mask(obs, 0.2)
+        given = obs & ~hidden
+        x0 = x * obs
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x0 * given, given.float())
+        ort = torch.stack([masked_mae(e.float(), x0, given) for e in out.estimates]).mean()
+        loss = ort + masked_mae(out.x_tilde_3.float(), x0, hidden)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average before "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+    best = dict.fromkeys(batches, float("inf"))
+    for r in range(rounds):
+        for b in batches:
+            n = max(1, steps * 128 // b)  # the same number of samples at every batch size
+            step(b)  # warm-up
+            t = time.perf_counter()
+            for _ in range(n):
+                step(b)
+            per128 = (time.perf_counter() - t) / (n * b) * 128
+            best[b] = min(best[b], per128)
+            print(f"round {r + 1} batch {b:4d}: {per128:6.3f} s per 128 samples ({n} steps)", flush=True)
+    for b in batches:
+        print(f"batch {b:4d}: {best[b]:6.3f} s per 128 samples, {best[b] / best[batches[0]]:4.2f}x batch "
+              f"{batches[0]}'s")
     print(f"load average after {os.getloadavg()[0]:.1f}")
 
 
