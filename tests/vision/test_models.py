@@ -87,10 +87,10 @@ def test_utransformer_unet_init_is_a_unet_without_attention(train: bool) -> None
         UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8), attention_init="zero")  # type: ignore[arg-type]
 
 
-def test_utransformer_smp_decoder_init_matches_smp_unet_scales() -> None:
+def test_utransformer_default_decoder_init_matches_smp_unet_scales() -> None:
     torch.manual_seed(0)
     kw = {"num_heads": 4, "decoder_channels": (32, 16, 16, 8, 8)}
-    ours, default = UTransformer(TINY, decoder_init="smp", **kw), UTransformer(TINY, **kw)
+    ours, default = UTransformer(TINY, **kw), UTransformer(TINY, decoder_init="pytorch", **kw)
     ref = smp.Unet(TINY, encoder_weights=None, decoder_channels=(32, 16, 16, 8, 8), classes=2)
     convs = [m for m in ours.blocks.modules() if isinstance(m, torch.nn.Conv2d)]
     ref_convs = [m for m in ref.decoder.blocks.modules() if isinstance(m, torch.nn.Conv2d)]
