@@ -26,6 +26,21 @@ from attnkit.timeseries.masking import mcar_mask
 from attnkit.timeseries.tasks import masked_mae
 
 
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, obs: torch.Tensor,
+               bf16: bool) -> None:
+    """One attnkit SAITS training step: 20% of the observed values masked (MIT), ORT + MIT loss, Adam."""
+    hidden = mcar_mask(obs, 0.2)
+    given = obs & ~hidden
+    x0 = x * obs
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = model(x0 * given, given.float())
+    ort = torch.stack([masked_mae(e.float(), x0, given) for e in out.estimates]).mean()
+    loss = ort + masked_mae(out.x_tilde_3.float(), x0, hidden)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=5)
@@ -54,16 +69,7 @@ def main() -> None:
     opt_p = torch.optim.Adam(pinned.parameters(), 1e-3)
 
     def attnkit_step(bf16: bool, model: torch.nn.Module = ours, opt: torch.optim.Optimizer = opt_o) -> None:
-        hidden = mcar_mask(obs, 0.2)
-        given = obs & ~hidden
-        x0 = x * obs
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(x0 * given, given.float())
-        ort = torch.stack([masked_mae(e.float(), x0, given) for e in out.estimates]).mean()
-        loss = ort + masked_mae(out.x_tilde_3.float(), x0, hidden)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        train_step(model, opt, x, obs, bf16)
 
     def pypots_step() -> None:
         hidden = mcar_mask(obs, 0.2)
@@ -103,17 +109,7 @@ def batch_sweep(batches: list[int], steps: int, rounds: int) -> None:
     data = {b: (torch.randn(b, 48, 37), torch.rand(b, 48, 37) > 0.8) for b in batches}
 
     def step(b: int) -> None:
-        x, obs = data[b]
-        hidden = mcar_mask(obs, 0.2)
-        given = obs & ~hidden
-        x0 = x * obs
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = model(x0 * given, given.float())
-        ort = torch.stack([masked_mae(e.float(), x0, given) for e in out.estimates]).mean()
-        loss = ort + masked_mae(out.x_tilde_3.float(), x0, hidden)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        train_step(model, opt, *data[b], bf16=True)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average before "
           f"{os.getloadavg()[0]:.1f}", flush=True)
