@@ -219,13 +219,12 @@ class _RegisteredDataModule(FolderSegmentationDataModule):
     """A registered dataset: its files live in ``<root>/<dataset_id>/`` and are fetched when missing."""
 
     dataset_id: str
-    data_root: str | None
 
     @property
     def base_dir(self) -> Path:
         """``<root>/<dataset_id>`` (``root=None``: ``ATTNKIT_DATA_DIR``), fetched when missing or empty."""
-        d = dataset_dir(self.dataset_id, self.data_root)
-        return d if d.is_dir() and any(d.iterdir()) else fetch(self.dataset_id, self.data_root)
+        d = dataset_dir(self.dataset_id, self.root)
+        return d if d.is_dir() and any(d.iterdir()) else fetch(self.dataset_id, self.root)
 
 
 class MoNuSegDataModule(_RegisteredDataModule):
@@ -259,7 +258,6 @@ class MoNuSegDataModule(_RegisteredDataModule):
             batch_size=batch_size, num_workers=num_workers, augment=augment, degrees=degrees,
             elastic_alpha=elastic_alpha, colour_jitter=colour_jitter,
         )
-        self.data_root = root
 
 
 class ISBI2012DataModule(_RegisteredDataModule):
@@ -308,7 +306,7 @@ class ISBI2012DataModule(_RegisteredDataModule):
             batch_size=batch_size, num_workers=num_workers, augment=augment, degrees=degrees,
             elastic_alpha=elastic_alpha,
         )
-        self.data_root, self.fold, self.num_folds = root, fold, num_folds
+        self.fold, self.num_folds = fold, num_folds
 
     def load_split(self, split: str) -> list[SegmentationPair]:
         """Train: all folds but ``fold``; val and test: fold ``fold``."""
@@ -375,7 +373,7 @@ class DRIVEDataModule(_RegisteredDataModule):
             colour_jitter=colour_jitter, mask_pattern="{id}_manual1.gif", fov_pattern="{stem}_mask.gif",
             id_regex=r"^(\d+)_",
         )
-        self.data_root, self.num_val = root, num_val
+        self.num_val = num_val
 
     def load_split(self, split: str) -> list[SegmentationPair]:
         """Train: the training images but the last ``num_val``; val: those; test: the 20 test images."""

@@ -12,6 +12,9 @@ __all__ = ["ConvBlock", "SegmentationHead", "segformer_init", "smp_decoder_init"
 def smp_decoder_init(decoder: nn.Module, head: nn.Module) -> None:
     """Initialise ``decoder`` and ``head`` in place as segmentation-models-pytorch initialises its U-Net.
 
+    The rules of smp's ``initialize_decoder`` / ``initialize_head``, which only know 2D layers, extended to
+    3D convolutions and batch norms (``TransDAE(spatial_dims=3)``).
+
     Decoder convolutions (2D or 3D): Kaiming-uniform with the ReLU gain (``fan_in``), zero biases; batch
     norms at weight 1, bias 0. Head convolutions: Xavier-uniform, zero biases. PyTorch's own default for a
     convolution (Kaiming-uniform with ``a = sqrt(5)``) draws weights 2.45x smaller: behind batch norm the

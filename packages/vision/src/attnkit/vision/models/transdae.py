@@ -349,8 +349,9 @@ class TransDAE(nn.Module):
             initialises MiT (:func:`~attnkit.vision.models.blocks.segformer_init`: truncated-normal 0.02
             linear layers, fan-out normal convolutions) and the convolutional decoder and head as smp
             initialises its U-Net (:func:`~attnkit.vision.models.blocks.smp_decoder_init`). ``"pytorch"``:
-            PyTorch's layer defaults everywhere (linear weights 1.3-3.6x larger at these widths, decoder
-            convolutions 2.45x smaller), the init used until issue #16: on DRIVE it barely learnt in 100 steps.
+            PyTorch's layer defaults everywhere (linear weights of std ``1/sqrt(3 fan_in)``: 3.6x MiT's at
+            width 64, below it past fan-in 834; decoder convolutions 2.45x smaller than smp's), the init used
+            until issue #16: on DRIVE it did not learn in 100 steps.
 
     Shapes:
         ``(B, in_channels, *S) -> (B, K, *S)`` logits, ``S`` of length ``spatial_dims``, any size.
