@@ -57,6 +57,24 @@ def test_air_quality_split_by_date(prsa_root: Path) -> None:
     assert dm.dataset("train").values.shape[1:] == (24, 22)
 
 
+def test_real_air_quality_matches_the_saits_protocol(real_data_dir: Path) -> None:
+    if not (real_data_dir / "beijing-air-quality").is_dir():
+        pytest.skip(f"{real_data_dir}/beijing-air-quality is absent (placed in ../shared/data in the seventh session)")
+    dm = AirQualityDataModule(root=str(real_data_dir))
+    dm.setup()
+    parts = {s: dm.dataset(s) for s in ("train", "val", "test")}
+    # SAITS (Du et al. 2023, Sec. 4.1): 132 features, 1,461 day-long windows, 1.6% originally missing
+    assert dm.num_features == 132
+    assert {s: len(d) for s, d in parts.items()} == {"train": 851, "val": 304, "test": 306}
+    values = torch.cat([d.values for d in parts.values()])
+    assert values.shape[1:] == (24, 132)
+    assert 0.015 < torch.isnan(values).float().mean().item() < 0.017
+    for s in ("val", "test"):  # 10% of the observed values held out, never a missing one
+        observed = ~torch.isnan(parts[s].values)
+        assert parts[s].holdout.sum().item() == pytest.approx(0.1 * observed.sum().item(), abs=1)
+        assert not (parts[s].holdout & ~observed).any()
+
+
 def test_ett_module(ett_root: Path) -> None:
     dm = ETTDataModule(root=str(ett_root), num_steps=16, batch_size=8)
     assert dm.num_features == 7

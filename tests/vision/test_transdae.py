@@ -146,3 +146,34 @@ def test_transdae_segformer_init_scales(spatial_dims: int) -> None:
     assert torch.isfinite(ours(x)).all() and ours(x).shape == (1, 2, *(32,) * spatial_dims)
     with pytest.raises(ValueError, match="init must be"):
         TransDAE(**TINY, init="xavier")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_transdae_fine_skips_carry_the_input_at_full_resolution(spatial_dims: int) -> None:
+    torch.manual_seed(0)
+    kw = {**TINY, "spatial_dims": spatial_dims}
+    size = (20, 36, 36) if spatial_dims == 3 else (50, 71)
+    plain, fine = TransDAE(3, 2, **kw), TransDAE(3, 2, **kw, fine_skips=True)
+    assert not any("fine_skips" in k for k in plain.state_dict())  # the paper's layout is unchanged
+    assert [m[0].stride for m in fine.fine_skips] == [(2,) * spatial_dims, (1,) * spatial_dims]
+    x = torch.randn(1, 3, *size)
+    y = fine(x)
+    assert y.shape == (1, 2, *size)
+    y.logsumexp(1).mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fine.fine_skips.parameters())
+    for model in (plain, fine):  # silence everything the encoder and decoder stages pass on
+        model.eval()
+        last_bn = [m for m in model.decoder[-1].modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)][-1]
+        torch.nn.init.zeros_(last_bn.weight)
+        torch.nn.init.zeros_(last_bn.bias)
+    centre = tuple(s // 2 for s in size)
+    x2 = x.clone()
+    x2[(0, slice(None), *centre)] += 5.0  # one voxel / pixel
+    with torch.no_grad():
+        d_plain = (plain(x2) - plain(x)).abs()[0].amax(0)
+        d_fine = (fine(x2) - fine(x)).abs()[0].amax(0)
+    assert float(d_plain.max()) == 0.0  # stride-4 features only: nothing left to see the change
+    assert float(d_fine[centre]) > 0  # the fine skips see it where it happened ...
+    changed = d_fine.nonzero()
+    reach = (changed - torch.tensor(centre)).abs().amax()
+    assert int(reach) <= 12  # ... and only nearby (two 3x3 skip convs, two conv blocks, x2 upsampling)
