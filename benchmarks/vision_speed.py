@@ -45,6 +45,9 @@ def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
         # the transdae-monuseg widths (no smp encoder: --encoder does not apply)
         "TransDAE": lambda: TransDAE(num_classes=2, dims=(64, 128, 320, 512), depths=(2, 2, 2, 2),
                                      num_heads=(1, 2, 5, 8), decoder_channels=(256, 128, 64, 32, 16)),
+        "TransDAE (fine_skips)": lambda: TransDAE(num_classes=2, dims=(64, 128, 320, 512), depths=(2, 2, 2, 2),
+                                                  num_heads=(1, 2, 5, 8), decoder_channels=(256, 128, 64, 32, 16),
+                                                  fine_skips=True),
     }
     try:
         from monai.networks.nets import AttentionUnet
