@@ -349,7 +349,7 @@ class TransDAE(nn.Module):
             at full resolution, as wide as the expansion stage they feed) to the two x2 expansion stages. The
             paper's decoder has no skip finer than stride 4, so the expansion must rebuild every detail from
             stride-4 features: on DRIVE's 1-10 pixel vessels that left the model 0.2-0.6 above a U-Net's
-            training loss after 40 steps, and at one seed of two still predicting background after 100
+            training loss after 40 steps, and at two seeds of three still predicting background after 100
             (issue #16). ``False``: the paper's layout.
         init: starting weights. ``"segformer"``: the encoder and the skip-path interaction as SegFormer
             initialises MiT (:func:`~attnkit.vision.models.blocks.segformer_init`: truncated-normal 0.02
