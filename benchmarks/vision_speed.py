@@ -32,6 +32,10 @@ from torch import nn
 
 from attnkit.vision import MSGANet, SegmentationLoss, TransDAE, UTransformer, sliding_window_inference
 
+# the transdae-monuseg widths (no smp encoder: --encoder does not apply)
+TRANSDAE = {"num_classes": 2, "dims": (64, 128, 320, 512), "depths": (2, 2, 2, 2), "num_heads": (1, 2, 5, 8),
+            "decoder_channels": (256, 128, 64, 32, 16)}
+
 
 def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
     out: dict[str, Callable[[], nn.Module]] = {
@@ -42,12 +46,8 @@ def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
         "MSGANet (fast: kv_stride 2)": lambda: MSGANet(encoder, num_classes=2, attention_kv_stride=2),
         "MSGANet (fast: kv_stride 4)": lambda: MSGANet(encoder, num_classes=2, attention_kv_stride=4),
         "MSGANet (DANet PAM)": lambda: MSGANet(encoder, num_classes=2, position_attention="danet"),
-        # the transdae-monuseg widths (no smp encoder: --encoder does not apply)
-        "TransDAE": lambda: TransDAE(num_classes=2, dims=(64, 128, 320, 512), depths=(2, 2, 2, 2),
-                                     num_heads=(1, 2, 5, 8), decoder_channels=(256, 128, 64, 32, 16)),
-        "TransDAE (fine_skips)": lambda: TransDAE(num_classes=2, dims=(64, 128, 320, 512), depths=(2, 2, 2, 2),
-                                                  num_heads=(1, 2, 5, 8), decoder_channels=(256, 128, 64, 32, 16),
-                                                  fine_skips=True),
+        "TransDAE": lambda: TransDAE(**TRANSDAE),
+        "TransDAE (fine_skips)": lambda: TransDAE(**TRANSDAE, fine_skips=True),
     }
     try:
         from monai.networks.nets import AttentionUnet
