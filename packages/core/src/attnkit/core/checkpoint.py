@@ -120,6 +120,13 @@ class RunCheckpoint(ModelCheckpoint):
         if self.monitor not in candidates:
             self._save_last_checkpoint(trainer, candidates)
 
+    def mark_last_stale(self) -> None:
+        """Have ``last.ckpt`` written again when training ends, though it was saved at this step.
+
+        For a callback that changes the model after the save (batch-norm statistics re-estimated).
+        """
+        self._last_global_step_saved = -1
+
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Make ``last.ckpt`` hold the final state even when saving is step-based."""
         super().on_train_end(trainer, pl_module)

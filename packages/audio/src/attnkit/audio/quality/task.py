@@ -83,6 +83,10 @@ class SpeechQualityTask(Task):
         fn = F.mse_loss if self.loss_name == "mse" else F.l1_loss
         return fn(pred, target), pred, target
 
+    def forward_batch(self, batch: dict[str, Tensor]) -> Tensor:
+        """Predictions ``(B, K)`` on a training batch (for :class:`~attnkit.core.tasks.PreciseBatchNorm`)."""
+        return self(batch["segments"], batch["lengths"])
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
         loss, _, _ = self._loss(batch)
         self.log_loss("train", loss, batch["target"].shape[0])

@@ -86,6 +86,10 @@ class MusicTaggingTask(Task):
                 "data.init_args.sample_rate and the model's sample_rate to the same value"
             )
 
+    def forward_batch(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+        """Tag logits on a training batch ``(audio, targets)`` (for :class:`~attnkit.core.tasks.PreciseBatchNorm`)."""
+        return self(batch[0])
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
         wav, y = batch
         loss = F.binary_cross_entropy_with_logits(self(wav), y)

@@ -10,6 +10,7 @@ from attnkit.core.tasks import model_registry as _model_registry  # noqa: F401  
 
 if TYPE_CHECKING:
     from attnkit.core.tasks.base import PredictionWriter, Task, write_table
+    from attnkit.core.tasks.batch_norm import PreciseBatchNorm, recalibrate_batch_norm
     from attnkit.core.tasks.optim import WarmupCosineLR
     from attnkit.core.tasks.sequence_classification import (
         SequenceClassificationTask,
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "PredictionWriter": "attnkit.core.tasks.base:PredictionWriter",
+    "PreciseBatchNorm": "attnkit.core.tasks.batch_norm:PreciseBatchNorm",
+    "recalibrate_batch_norm": "attnkit.core.tasks.batch_norm:recalibrate_batch_norm",
     "Task": "attnkit.core.tasks.base:Task",
     "write_table": "attnkit.core.tasks.base:write_table",
     "WarmupCosineLR": "attnkit.core.tasks.optim:WarmupCosineLR",
@@ -28,11 +31,13 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "PreciseBatchNorm",
     "PredictionWriter",
     "SequenceClassificationTask",
     "SequenceClassifier",
     "SyntheticSequenceDataModule",
     "Task",
     "WarmupCosineLR",
+    "recalibrate_batch_norm",
     "write_table",
 ]

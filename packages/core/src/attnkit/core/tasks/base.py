@@ -95,6 +95,15 @@ class Task(pl.LightningModule):
         mean.update(loss.detach(), weight=1 if batch_size is None else batch_size)
         self.log(f"{stage}/loss", mean, prog_bar=stage == "val", batch_size=batch_size, on_step=False, on_epoch=True)
 
+    def forward_batch(self, batch: Any) -> Any:
+        """Run the model on one training batch as ``training_step`` does, without the loss or logging.
+
+        :class:`~attnkit.core.tasks.PreciseBatchNorm` calls it to re-estimate batch-norm statistics; tasks
+        whose models have batch norm implement it.
+        """
+        raise NotImplementedError(f"{type(self).__name__}.forward_batch(batch) is not implemented: it runs the model "
+                                  "on a training batch (for PreciseBatchNorm); override it in the task")
+
     # -- optimisation -------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         """The optimiser over all parameters, and the scheduler when one is configured.

@@ -142,6 +142,10 @@ class SegmentationTask(Task):
         x = F.pad(image, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
         return self(x)[..., :h, :w].float()
 
+    def forward_batch(self, batch: dict[str, Tensor]) -> Tensor:
+        """Logits on a training batch of patches (for :class:`~attnkit.core.tasks.PreciseBatchNorm`)."""
+        return self(batch["image"])
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         """Loss on a batch of patches ``image (B, C, h, w)``, ``mask (B, h, w)``."""
         x, y = batch["image"], batch["mask"]
