@@ -162,3 +162,28 @@ def test_tagging_prior_baseline(tmp_path: Path) -> None:
     prevalence = y.mean(0)
     defined = (prevalence > 0) & (prevalence < 1)
     assert res["test/baseline_prior/pr_auc"] == pytest.approx(float(prevalence[defined].mean()), abs=1e-6)
+
+
+def test_audio_tasks_re_estimate_batch_norm_on_their_training_batches(tmp_path: Path) -> None:
+    # forward_batch takes each task's own training batch, so PreciseBatchNorm works on both audio tasks (NISQA's
+    # CNN folds its batch norms into the convolutions in eval mode: the re-estimation must run in train mode)
+    from attnkit.core.tasks import recalibrate_batch_norm
+
+    def stats(m: torch.nn.Module) -> list[torch.Tensor]:
+        return [b.running_var.clone() for b in m.modules() if isinstance(b, torch.nn.modules.batchnorm._BatchNorm)]
+
+    (tmp_path / "q").mkdir()
+    quality = SpeechQualityDataModule(dataset=None, csv_file=str(_scored_corpus(tmp_path / "q")), path_column="file",
+                                      score_columns=["score"], split_column="db", train_splits=["train"],
+                                      val_splits=["val"], test_splits=["testA"], batch_size=4)
+    write_tone_collection(tmp_path / "tagging-scores", (8, 4, 6), seconds=0.5)
+    tagging = MusicTaggingDataModule("tagging-scores", root=str(tmp_path), chunk_seconds=0.5, batch_size=4)
+    for dm, make in ((quality, lambda: SpeechQualityTask(NISQA(("score",)))),
+                     (tagging, lambda: MusicTaggingTask(tiny_attn(tagging.num_tags), tags=tagging.tag_names))):
+        dm.setup("fit")
+        torch.manual_seed(0)
+        task = make()
+        before = stats(task)
+        n = recalibrate_batch_norm(task, dm.train_dataloader(), task.forward_batch, num_batches=2)
+        assert n == len(before) > 0
+        assert any(not torch.equal(a, b) for a, b in zip(before, stats(task), strict=True))

@@ -145,3 +145,29 @@ def test_ddp_ranks_average_their_statistics(tmp_path: Path) -> None:
         want = _expected(model, batches)
     for g, w in zip(r0["stats"], want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+
+
+class _EvalShortcut(nn.Module):
+    """Skips its batch norm in eval mode (as fused inference paths do) and has one layer it never runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin, self.bn, self.unused = nn.Linear(6, 4), nn.BatchNorm1d(4), nn.BatchNorm1d(4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.lin(x)
+        return self.bn(h) if self.training else h
+
+
+@torch.no_grad()
+def test_models_with_an_eval_shortcut_and_unreached_layers() -> None:
+    torch.manual_seed(0)
+    model = _EvalShortcut().eval()
+    model.unused.running_mean.fill_(7.0)
+    x = data()[:][0]
+    with pytest.warns(UserWarning, match=r"1 batch-norm layer\(s\) were not run by the forward pass \(unused\)"):
+        assert recalibrate_batch_norm(model, x.split(8)) == 2
+    h = model.lin(x)
+    torch.testing.assert_close(model.bn.running_mean, h.mean(0), rtol=1e-5, atol=1e-5)
+    assert torch.equal(model.unused.running_mean, torch.full((4,), 7.0))
+    assert int(model.unused.num_batches_tracked) == 0 and not model.training

@@ -7,8 +7,8 @@ is not the trained one. On MoNuSeg at 100 steps a U-Transformer checkpoint score
 running statistics and 0.77 once they were re-estimated (docs/benchmarks.md, issue #16).
 
 :func:`recalibrate_batch_norm` is the pure PyTorch function: it resets the running statistics of every
-batch-norm layer that tracks them and replaces them with the exact average over some batches, the model's
-other layers in evaluation mode (so dropout is off, as at inference). :class:`PreciseBatchNorm` is the
+batch-norm layer that tracks them and replaces them with the exact average over some batches, with the
+dropout layers off (as at inference). :class:`PreciseBatchNorm` is the
 Lightning callback that runs it during ``fit`` before each validation and once when training ends, so
 validation metrics, ``best.ckpt`` and ``last.ckpt`` all carry statistics of the weights they hold.
 """
@@ -48,10 +48,13 @@ def recalibrate_batch_norm(
     """Replace the running statistics of ``model``'s batch norms by their exact average over ``batches``.
 
     Each tracked layer's running mean and variance are reset and recomputed as the cumulative average over
-    the batches (``momentum=None``), with only the batch norms in training mode: dropout and the like are
-    off, as at inference. Statistics meant to stay frozen belong in a layer that does not track them
-    (``track_running_stats=False``, torchvision's ``FrozenBatchNorm2d``). Weights are not changed, no
-    gradient is kept, and the model's modes and momenta are restored.
+    the batches (``momentum=None``). The model runs in training mode (the path its batch norms were trained
+    on: some models take a fused path in eval mode that never reaches them) with its dropout layers
+    (``nn.Dropout``, ``Dropout1d/2d/3d``, ``AlphaDropout``) switched off, as at inference; dropout a module
+    applies functionally stays as in training. Statistics meant to stay frozen belong in a layer that does
+    not track them (``track_running_stats=False``, torchvision's ``FrozenBatchNorm2d``). A tracked layer the
+    batches never reach keeps its statistics, with a warning. Weights are not changed, no gradient is kept,
+    and the model's modes and momenta are restored.
 
     Args:
         model: the network (any ``nn.Module``).
@@ -79,11 +82,13 @@ def recalibrate_batch_norm(
     run = forward if forward is not None else model
     seen = 0
     try:
-        model.eval()
+        model.train()
+        for m in model.modules():
+            if isinstance(m, nn.modules.dropout._DropoutNd):
+                m.eval()
         for bn in layers:
             bn.reset_running_stats()
             bn.momentum = None  # cumulative moving average: the exact mean over the batches seen
-            bn.train()
         for batch in batches:
             if num_batches is not None and seen >= num_batches:
                 break
@@ -93,22 +98,33 @@ def recalibrate_batch_norm(
             raise ValueError("recalibrate_batch_norm got no batches: pass a non-empty iterable (the training "
                              "loader, for instance)")
     except BaseException:
-        for bn, (mean, var, count) in zip(layers, saved, strict=True):  # leave the model as it was
-            bn.running_mean.copy_(mean)  # type: ignore[union-attr]
-            bn.running_var.copy_(var)  # type: ignore[union-attr]
-            if count is not None:
-                bn.num_batches_tracked.copy_(count)  # type: ignore[union-attr]
+        _restore(layers, saved)  # leave the model as it was
         raise
     finally:
         for bn, momentum in zip(layers, momenta, strict=True):
             bn.momentum = momentum
         for m, training in modes.items():
             m.training = training
+    unreached = [i for i, bn in enumerate(layers) if int(bn.num_batches_tracked) == 0]  # type: ignore[arg-type]
+    if unreached:
+        names = {m: n for n, m in model.named_modules()}
+        warnings.warn(f"recalibrate_batch_norm: {len(unreached)} batch-norm layer(s) were not run by the forward "
+                      f"pass ({', '.join(names[layers[i]] for i in unreached[:5])}); they keep their statistics",
+                      stacklevel=2)
+        _restore([layers[i] for i in unreached], [saved[i] for i in unreached])
     if reduce is not None:
         for bn in layers:
             bn.running_mean.copy_(reduce(bn.running_mean))  # type: ignore[union-attr,arg-type]
             bn.running_var.copy_(reduce(bn.running_var))  # type: ignore[union-attr,arg-type]
     return len(layers)
+
+
+def _restore(layers: list[_BatchNorm], saved: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> None:
+    for bn, (mean, var, count) in zip(layers, saved, strict=True):
+        bn.running_mean.copy_(mean)  # type: ignore[union-attr]
+        bn.running_var.copy_(var)  # type: ignore[union-attr]
+        if count is not None:
+            bn.num_batches_tracked.copy_(count)  # type: ignore[union-attr]
 
 
 def _fresh_loader(loader: DataLoader) -> DataLoader:
