@@ -171,3 +171,14 @@ def test_models_with_an_eval_shortcut_and_unreached_layers() -> None:
     torch.testing.assert_close(model.bn.running_mean, h.mean(0), rtol=1e-5, atol=1e-5)
     assert torch.equal(model.unused.running_mean, torch.full((4,), 7.0))
     assert int(model.unused.num_batches_tracked) == 0 and not model.training
+
+
+def test_fresh_loader_keeps_the_loaders_batching() -> None:
+    from attnkit.core.tasks.batch_norm import _fresh_loader
+
+    ds = data(24)
+    batched = _fresh_loader(torch.utils.data.DataLoader(ds, batch_size=8))
+    assert [b[0].shape[0] for b in batched] == [8, 8, 8]
+    # without automatic batching the dataset's items are the batches: they must not be re-batched by 1
+    whole = _fresh_loader(torch.utils.data.DataLoader([ds[:12][0], ds[12:][0]], batch_size=None))
+    assert [tuple(b.shape) for b in whole] == [(12, 6), (12, 6)]

@@ -8,9 +8,9 @@ running statistics and 0.77 once they were re-estimated (docs/benchmarks.md, iss
 
 :func:`recalibrate_batch_norm` is the pure PyTorch function: it resets the running statistics of every
 batch-norm layer that tracks them and replaces them with the exact average over some batches, with the
-dropout layers off (as at inference). :class:`PreciseBatchNorm` is the
-Lightning callback that runs it during ``fit`` before each validation and once when training ends, so
-validation metrics, ``best.ckpt`` and ``last.ckpt`` all carry statistics of the weights they hold.
+dropout layers off (as at inference). :class:`PreciseBatchNorm` is the Lightning callback that runs it
+during ``fit`` before each validation and once when training ends, so validation metrics, ``best.ckpt``
+and ``last.ckpt`` all carry statistics of the weights they hold.
 """
 
 from __future__ import annotations
@@ -135,6 +135,8 @@ def _fresh_loader(loader: DataLoader) -> DataLoader:
     """
     if isinstance(loader.dataset, IterableDataset):
         return DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn)
+    if loader.batch_sampler is None:  # no automatic batching: the dataset yields whole batches
+        return DataLoader(loader.dataset, batch_size=None, sampler=loader.sampler, collate_fn=loader.collate_fn)
     return DataLoader(loader.dataset, batch_sampler=loader.batch_sampler, collate_fn=loader.collate_fn)
 
 
