@@ -91,6 +91,8 @@ def main() -> None:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     torch.save({"stats": bn_stats(task.model), "state": task.model.state_dict()},
                Path(args.out) / f"rank{trainer.global_rank}.pt")
+    if torch.distributed.is_initialized():  # a gloo group left open can abort the process at exit
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

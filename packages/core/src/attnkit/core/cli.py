@@ -355,6 +355,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"attnkit: error: {line}", file=sys.stderr)
         print("attnkit: (--debug shows the traceback)", file=sys.stderr)
         return 2 if isinstance(e, ConfigNotFoundError | UsageError | argparse.ArgumentError) else 1
+    finally:
+        _close_process_group()
+
+
+def _close_process_group() -> None:
+    """Destroy a DDP run's process group before the interpreter exits.
+
+    A gloo group left open can abort the process at exit ("terminate called without an active exception").
+    Imports nothing: torch is only looked up if a command already loaded it.
+    """
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def __getattr__(name: str) -> Any:
