@@ -130,5 +130,6 @@ class RunCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Make ``last.ckpt`` hold the final state even when saving is step-based."""
         super().on_train_end(trainer, pl_module)
-        if self.save_last and not trainer.fast_dev_run and self._last_global_step_saved != trainer.global_step:
+        fast_dev_run = getattr(trainer, "fast_dev_run", False)  # set by Trainer.__init__; not declared to mypy
+        if self.save_last and not fast_dev_run and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
