@@ -88,7 +88,8 @@ def test_feature_mismatch_between_model_and_data(ett_root: Path) -> None:
 
 @pytest.mark.parametrize(("config", "fixture"), [("saits-ett", "ett_root"), ("saits-air-quality", "prsa_root"),
                                                  ("saits-air-quality-fast", "prsa_root"),
-                                                 ("saits-physionet2012", "physionet_root")])
+                                                 ("saits-physionet2012", "physionet_root"),
+                                                 ("saits-physionet2012-fast", "physionet_root")])
 def test_packaged_configs_smoke(config: str, fixture: str, request: pytest.FixtureRequest,
                                 monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from attnkit.core.cli import main
