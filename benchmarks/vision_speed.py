@@ -60,11 +60,28 @@ def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
     return out
 
 
+class ChannelsLast(nn.Module):
+    """Runs ``model`` with its weights and inputs in channels-last memory format (what
+    ``SegmentationTask(memory_format="channels_last")`` does)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.contiguous(memory_format=torch.channels_last))
+
+
 def train_step_time(model: nn.Module, opt: torch.optim.Optimizer, loss: nn.Module, x: torch.Tensor,
                     y: torch.Tensor) -> float:
     t = time.perf_counter()
     opt.zero_grad()
-    out = model.forward_with_aux(x).logits if hasattr(model, "forward_with_aux") else model(x)
+    inner = model.model if isinstance(model, ChannelsLast) else model
+    if hasattr(inner, "forward_with_aux"):
+        xx = x.contiguous(memory_format=torch.channels_last) if inner is not model else x
+        out = inner.forward_with_aux(xx).logits
+    else:
+        out = model(x)
     loss(out, y).backward()
     opt.step()
     return time.perf_counter() - t
@@ -101,6 +118,8 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--bf16", action="store_true", help="CPU bf16 autocast")
     ap.add_argument("--patch", type=int, default=256, help="training patch and sliding-window size")
+    ap.add_argument("--memory-format", choices=["contiguous", "channels_last", "both"], default="contiguous",
+                    help="weights and inputs in this memory format; 'both' times every model in each")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the N top operators per model")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -108,7 +127,13 @@ def main() -> None:
     names = args.models or list(builders(args.encoder))
     if args.bf16:
         torch.autocast("cpu", dtype=torch.bfloat16).__enter__()
-    models = {n: builders(args.encoder)[n]() for n in names}
+    models: dict[str, nn.Module] = {}
+    for n in list(names):
+        if args.memory_format in ("contiguous", "both"):
+            models[n] = builders(args.encoder)[n]()
+        if args.memory_format in ("channels_last", "both"):
+            models[f"{n} [channels_last]"] = ChannelsLast(builders(args.encoder)[n]())
+    names = list(models)
     opts = {n: torch.optim.Adam(m.parameters(), 1e-4) for n, m in models.items()}
     loss = SegmentationLoss("dice_ce")
     load0 = os.getloadavg()
@@ -137,13 +162,17 @@ def main() -> None:
           f"encoder {args.encoder}, batch {args.batch}x{args.patch}x{args.patch}, median of {args.repeats}"
           f"{', bf16 autocast' if args.bf16 else ''}; load average (1 min) {load0[0]:.1f} at start, "
           f"{load1[0]:.1f} at end")
-    print("| model | params (M) | train images/s | train step vs smp Unet | inference 1000x1000 (s) | vs smp Unet |")
+    print(f"# ratios against {base} in the same memory format")
+    print(f"| model | params (M) | train images/s | train step vs {base} | inference 1000x1000 (s) | vs {base} |")
     print("|---|---|---|---|---|---|")
     for n in names:
+        # ratios against the first model in the same memory format
+        same = [b for b in names if b.endswith(" [channels_last]") == n.endswith(" [channels_last]")]
+        b0 = same[0] if same else base
         ips = args.batch / statistics.median(train[n])
         inf = statistics.median(infer[n])
-        ips0 = args.batch / statistics.median(train[base])
-        inf0 = statistics.median(infer[base])
+        ips0 = args.batch / statistics.median(train[b0])
+        inf0 = statistics.median(infer[b0])
         params = sum(p.numel() for p in models[n].parameters()) / 1e6
         res[n] = {"train_images_per_s": ips, "infer_s_1000": inf, "params_m": params}
         print(f"| {n} | {params:.1f} | {ips:.2f} | {ips0 / ips:.2f}x | {inf:.2f} | {inf / inf0:.2f}x |")

@@ -114,3 +114,38 @@ def test_predict_without_images_says_what_to_pass(monuseg_root: Path) -> None:
     dm = MoNuSegDataModule(root=str(monuseg_root))
     with pytest.raises(ValueError, match=r"--data\.predict_dir"):
         dm.setup("predict")
+
+
+@pytest.mark.parametrize("config", ["utransformer-monuseg", "utransformer-drive", "utransformer-isbi2012",
+                                    "utransformer-monuseg-imagenet", "msga-monuseg", "msga-drive"])
+def test_packaged_attention_configs_attend_at_reduced_resolution(config: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The configs' speed settings (issue #16): on a 256x256 patch no attention has more than 1,024 keys.
+
+    The models' own defaults (the papers) attend over all 4,096 stride-4 positions; the configs must not.
+    """
+    import yaml
+
+    import attnkit.core.layers.mha as mha_module
+    import attnkit.core.layers.spatial as spatial_module
+    from attnkit.core.cli import resolve_config
+
+    spec = yaml.safe_load(resolve_config(config).read_text())["model"]["init_args"]["model"]
+    kwargs = {**spec["init_args"], "encoder_weights": None}
+    cls = {"attnkit.vision.UTransformer": UTransformer, "attnkit.vision.MSGANet": MSGANet}[spec["class_path"]]
+    keys: list[int] = []
+    real = spatial_module.attention
+
+    def counting(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *args: object, **kw: object) -> object:
+        keys.append(k.shape[-2])
+        return real(q, k, v, *args, **kw)
+
+    monkeypatch.setattr(spatial_module, "attention", counting)
+    monkeypatch.setattr(mha_module, "attention", counting)
+    in_channels = kwargs.get("in_channels", 3)
+    with torch.no_grad():
+        cls(**kwargs).eval()(torch.randn(1, in_channels, 256, 256))
+        assert keys and max(keys) <= 1024, (config, keys)
+        keys.clear()
+        paper = {k: v for k, v in kwargs.items() if k not in ("gate_stride", "attention_kv_stride")}
+        cls(**paper).eval()(torch.randn(1, in_channels, 256, 256))
+    assert max(keys) == 4096  # the paper's layout, which the configs leave
