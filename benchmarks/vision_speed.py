@@ -61,12 +61,15 @@ def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
 
 
 class ChannelsLast(nn.Module):
-    """Runs ``model`` with its weights and inputs in channels-last memory format (what
-    ``SegmentationTask(memory_format="channels_last")`` does)."""
+    """Runs ``model`` with its weights and inputs in channels-last memory format (``forward`` and, where the
+    model has one, ``forward_with_aux``)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        aux = getattr(model, "forward_with_aux", None)
+        if aux is not None:
+            self.forward_with_aux = lambda x: aux(x.contiguous(memory_format=torch.channels_last))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.contiguous(memory_format=torch.channels_last))
@@ -76,12 +79,7 @@ def train_step_time(model: nn.Module, opt: torch.optim.Optimizer, loss: nn.Modul
                     y: torch.Tensor) -> float:
     t = time.perf_counter()
     opt.zero_grad()
-    inner = model.model if isinstance(model, ChannelsLast) else model
-    if hasattr(inner, "forward_with_aux"):
-        xx = x.contiguous(memory_format=torch.channels_last) if inner is not model else x
-        out = inner.forward_with_aux(xx).logits
-    else:
-        out = model(x)
+    out = model.forward_with_aux(x).logits if hasattr(model, "forward_with_aux") else model(x)
     loss(out, y).backward()
     opt.step()
     return time.perf_counter() - t
@@ -166,9 +164,7 @@ def main() -> None:
     print(f"| model | params (M) | train images/s | train step vs {base} | inference 1000x1000 (s) | vs {base} |")
     print("|---|---|---|---|---|---|")
     for n in names:
-        # ratios against the first model in the same memory format
-        same = [b for b in names if b.endswith(" [channels_last]") == n.endswith(" [channels_last]")]
-        b0 = same[0] if same else base
+        b0 = next(b for b in names if b.endswith(" [channels_last]") == n.endswith(" [channels_last]"))
         ips = args.batch / statistics.median(train[n])
         inf = statistics.median(infer[n])
         ips0 = args.batch / statistics.median(train[b0])
