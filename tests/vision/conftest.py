@@ -75,12 +75,30 @@ def make_drive(root: Path, train_ids: tuple[int, ...] = (21, 22, 23, 24), test_i
     return base
 
 
+def make_ph2(root: Path, n: int = 10, size: tuple[int, int] = (40, 48), seed: int = 0, first: int = 2) -> Path:
+    """``root/ph2/PH2 Dataset images/IMDnnn/{IMDnnn_Dermoscopic_Image/IMDnnn.bmp, IMDnnn_lesion/IMDnnn_lesion.bmp}``
+    as released: 24-bit BMP images and 1-bit BMP lesion masks (one 24-bit mask, as in the real set)."""
+    rng = np.random.default_rng(seed)
+    base = root / "ph2" / "PH2 Dataset images"
+    for i in range(first, first + n):
+        case = f"IMD{i:03d}"
+        img, lesion = blobs(rng, *size)
+        (base / case / f"{case}_Dermoscopic_Image").mkdir(parents=True)
+        (base / case / f"{case}_lesion").mkdir(parents=True)
+        Image.fromarray(img).save(base / case / f"{case}_Dermoscopic_Image" / f"{case}.bmp")
+        mask = Image.fromarray(lesion)
+        mask = mask.convert("RGB") if i == first else mask.convert("1")
+        mask.save(base / case / f"{case}_lesion" / f"{case}_lesion.bmp")
+    return root / "ph2"
+
+
 @pytest.fixture
 def fixtures() -> object:
     """The fixture builders, for tests that need non-default sizes or broken files."""
     import types
 
-    return types.SimpleNamespace(blobs=blobs, make_monuseg=make_monuseg, make_isbi=make_isbi, make_drive=make_drive)
+    return types.SimpleNamespace(blobs=blobs, make_monuseg=make_monuseg, make_isbi=make_isbi, make_drive=make_drive,
+                                 make_ph2=make_ph2)
 
 
 @pytest.fixture

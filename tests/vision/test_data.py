@@ -15,6 +15,7 @@ from attnkit.vision import (
     ImageFormatError,
     ISBI2012DataModule,
     MoNuSegDataModule,
+    PH2DataModule,
     SegmentationAugment,
     load_pairs,
     read_image,
@@ -229,6 +230,63 @@ def test_drive_real_data_layout(real_data_dir: Path) -> None:
     assert len(train) == 20 and len(test) == 20 and test[0].image.shape == (3, 584, 565)
     vessel_share = np.mean([(p.mask == 1).sum() / (p.mask >= 0).sum() for p in test])
     assert 0.08 < vessel_share < 0.18  # ~12.7% of the field of view is vessel (first observer)
+
+
+def test_ph2_folds_interleave_the_cases_and_partition_them(tmp_path: Path, fixtures: Any) -> None:
+    base = fixtures.make_ph2(tmp_path / "data", n=10)  # IMD002..IMD011
+    tested: list[str] = []
+    for fold in range(5):
+        dm = PH2DataModule(root=str(tmp_path / "data"), fold=fold, num_folds=5)
+        train, test = dm.load_split("train"), dm.load_split("test")
+        assert [p.name for p in test] == [f"IMD{2 + fold:03d}", f"IMD{7 + fold:03d}"]  # every 5th case
+        assert len(train) == 8 and not {p.name for p in train} & {p.name for p in test}
+        assert dm.load_split("val") == [] and dm.val_dataloader() == []
+        tested += [p.name for p in test]
+    assert sorted(tested) == [f"IMD{i:03d}" for i in range(2, 12)]
+    dm = PH2DataModule(root=str(tmp_path / "data"), fold=1, num_val=2, patch_size=32, samples_per_epoch=4,
+                       batch_size=2)
+    assert [p.name for p in dm.load_split("val")] == ["IMD010", "IMD011"]
+    assert [p.name for p in dm.load_split("train")] == ["IMD002", "IMD004", "IMD005", "IMD006", "IMD007", "IMD009"]
+    case = dm.load_split("train")[0]  # the 24-bit BMP mask reads like the 1-bit ones
+    lesion = np.asarray(Image.open(base / "PH2 Dataset images" / "IMD002" / "IMD002_lesion" / "IMD002_lesion.bmp"))
+    np.testing.assert_array_equal(case.mask, (lesion[..., 0] > 0).astype(np.int64))
+    assert case.image.shape == (3, 40, 48) and set(np.unique(dm.load_split("val")[0].mask)) == {0, 1}
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (2, 3, 32, 32)
+
+
+def test_ph2_says_what_is_wrong(tmp_path: Path, fixtures: Any) -> None:
+    base = fixtures.make_ph2(tmp_path / "data", n=6)
+    (base / "PH2 Dataset images" / "IMD004" / "IMD004_lesion" / "IMD004_lesion.bmp").unlink()
+    with pytest.raises(ImageFormatError, match=r"IMD004.*no lesion mask IMD004_lesion/IMD004_lesion\.bmp"):
+        PH2DataModule(root=str(tmp_path / "data")).load_split("train")
+    (tmp_path / "flat" / "ph2" / "IMD002").mkdir(parents=True)  # cases unpacked without the release's top folder
+    with pytest.raises(ImageFormatError, match="PH2 Dataset images is missing"):
+        PH2DataModule(root=str(tmp_path / "flat")).load_split("test")
+    with pytest.raises(ValueError, match=r"fold must be in 0\.\.4"):
+        PH2DataModule(fold=5)
+    with pytest.raises(ValueError, match=r"num_val=8 leaves no training images"):
+        (base / "PH2 Dataset images" / "IMD004").rename(base / "unused")
+        PH2DataModule(root=str(tmp_path / "data"), num_val=8, num_folds=2).load_split("train")
+
+
+def test_ph2_is_registered_with_every_image_and_lesion_mask() -> None:
+    ph2 = get_dataset("ph2")
+    assert len(ph2.files) == 400 and all(f.sha256 and f.size > 0 for f in ph2.files)
+    assert sum(f.path.endswith("_lesion.bmp") for f in ph2.files) == 200
+    assert all(f.path.startswith("PH2 Dataset images/IMD") and " " not in f.url for f in ph2.files)
+
+
+def test_ph2_real_data_layout(real_data_dir: Path) -> None:
+    if not (real_data_dir / "ph2").is_dir():
+        pytest.skip(f"{real_data_dir}/ph2 is absent (added to ../shared/data in the tenth session)")
+    dm = PH2DataModule(root=str(real_data_dir))
+    train, test = dm.load_split("train"), dm.load_split("test")
+    assert len(train) == 160 and len(test) == 40 and test[0].image.shape[0] == 3
+    assert all(560 <= p.image.shape[1] <= 580 and 760 <= p.image.shape[2] <= 770 for p in test)
+    lesion_share = np.mean([p.mask.mean() for p in test])
+    assert 0.15 < lesion_share < 0.45  # lesions are large: ~30% of the image on fold 0
 
 
 def test_monuseg_real_data_layout(real_data_dir: Path) -> None:

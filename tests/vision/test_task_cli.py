@@ -77,9 +77,11 @@ def test_packaged_isbi_config_fit_and_test(config: str, isbi_root: Path) -> None
     assert main(["test", *args, "--trainer.fast_dev_run=true"]) == 0
 
 
-@pytest.mark.parametrize("config", ["utransformer-drive", "unet-drive", "transdae-drive", "msga-drive"])
-def test_packaged_drive_configs_fit_and_test_inside_the_fov(config: str, tmp_path: Path, fixtures: object) -> None:
-    fixtures.make_drive(tmp_path / "data")  # type: ignore[attr-defined]
+@pytest.mark.parametrize("config", [f"{m}-{d}" for d in ("drive", "ph2") for m in ("utransformer", "unet", "transdae",
+                                                                                  "msga")])
+def test_packaged_drive_and_ph2_configs_fit_and_test(config: str, tmp_path: Path, fixtures: object) -> None:
+    """DRIVE: loss and metrics inside the field of view; PH2: case folders and interleaved folds."""
+    getattr(fixtures, "make_" + config.split("-")[1])(tmp_path / "data")
     args = ["-c", config, "--data.root", str(tmp_path / "data"), *SMALL]
     assert main(["fit", *args, "--trainer.max_steps", "1"]) == 0
     assert main(["test", *args, "--ckpt_path", "last"]) == 0
@@ -116,8 +118,15 @@ def test_predict_without_images_says_what_to_pass(monuseg_root: Path) -> None:
         dm.setup("predict")
 
 
-@pytest.mark.parametrize("config", ["utransformer-monuseg", "utransformer-drive", "utransformer-isbi2012",
-                                    "utransformer-monuseg-imagenet", "msga-monuseg", "msga-drive"])
+ATTENTION_CONFIGS = sorted(p.stem for p in (Path(__file__).parents[2] / "packages/vision/src/attnkit/vision/configs")
+                           .glob("*.yaml") if p.stem.startswith(("utransformer-", "msga-")))
+
+
+def test_every_attention_config_is_checked_for_its_resolution() -> None:
+    assert len(ATTENTION_CONFIGS) >= 8 and {"utransformer-ph2", "msga-ph2"} <= set(ATTENTION_CONFIGS)
+
+
+@pytest.mark.parametrize("config", ATTENTION_CONFIGS)
 def test_packaged_attention_configs_attend_at_reduced_resolution(config: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The configs' speed settings (issue #16): on a 256x256 patch no attention has more than 1,024 keys.
 

@@ -7,7 +7,7 @@ attention does in a few epochs.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -73,7 +73,7 @@ class SequenceClassificationTask(Task):
     """
 
     monitor: ClassVar[str] = "val/acc"
-    monitor_mode: ClassVar[str] = "max"
+    monitor_mode: ClassVar[Literal["min", "max"]] = "max"
     cli_links: ClassVar[dict[str, str]] = {
         "vocab_size": "model.init_args.vocab_size",
         "num_classes": "model.init_args.num_classes",

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
         FolderSegmentationDataModule,
         ISBI2012DataModule,
         MoNuSegDataModule,
+        PH2DataModule,
     )
     from attnkit.vision.data.datasets import ImageDataset, PatchDataset, normalise
     from attnkit.vision.data.formats import (
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
         read_image,
         read_pair_list,
     )
-    from attnkit.vision.data.registry import DRIVE, ISBI2012, MONUSEG
+    from attnkit.vision.data.registry import DRIVE, ISBI2012, MONUSEG, PH2
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "SegmentationAugment": "attnkit.vision.data.augment:SegmentationAugment",
@@ -31,6 +32,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "FolderSegmentationDataModule": "attnkit.vision.data.datamodule:FolderSegmentationDataModule",
     "ISBI2012DataModule": "attnkit.vision.data.datamodule:ISBI2012DataModule",
     "MoNuSegDataModule": "attnkit.vision.data.datamodule:MoNuSegDataModule",
+    "PH2DataModule": "attnkit.vision.data.datamodule:PH2DataModule",
     "ImageDataset": "attnkit.vision.data.datasets:ImageDataset",
     "PatchDataset": "attnkit.vision.data.datasets:PatchDataset",
     "normalise": "attnkit.vision.data.datasets:normalise",
@@ -44,6 +46,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "DRIVE": "attnkit.vision.data.registry:DRIVE",
     "ISBI2012": "attnkit.vision.data.registry:ISBI2012",
     "MONUSEG": "attnkit.vision.data.registry:MONUSEG",
+    "PH2": "attnkit.vision.data.registry:PH2",
 })
 
 __all__ = [
@@ -51,12 +54,14 @@ __all__ = [
     "IGNORE_INDEX",
     "ISBI2012",
     "MONUSEG",
+    "PH2",
     "DRIVEDataModule",
     "FolderSegmentationDataModule",
     "ISBI2012DataModule",
     "ImageDataset",
     "ImageFormatError",
     "MoNuSegDataModule",
+    "PH2DataModule",
     "PatchDataset",
     "SegmentationAugment",
     "list_images",

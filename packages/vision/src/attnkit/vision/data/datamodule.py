@@ -1,4 +1,4 @@
-"""Lightning data modules for folder datasets, MoNuSeg (UCTransNet split), ISBI 2012 EM (k-fold) and DRIVE."""
+"""Lightning data modules for folder datasets, MoNuSeg (UCTransNet split), ISBI 2012 EM (k-fold), DRIVE and PH2."""
 
 from __future__ import annotations
 
@@ -13,13 +13,21 @@ from attnkit.core.data import dataset_dir, fetch
 from attnkit.core.data.distributed import eval_sampler, global_seed
 from attnkit.vision.data.augment import SegmentationAugment
 from attnkit.vision.data.datasets import ImageDataset, PatchDataset, PatchSampler
-from attnkit.vision.data.formats import DEFAULT_PATTERN, Intensity, SegmentationPair, load_pairs
+from attnkit.vision.data.formats import (
+    DEFAULT_PATTERN,
+    ImageFormatError,
+    Intensity,
+    SegmentationPair,
+    load_files,
+    load_pairs,
+)
 
 __all__ = [
     "DRIVEDataModule",
     "FolderSegmentationDataModule",
     "ISBI2012DataModule",
     "MoNuSegDataModule",
+    "PH2DataModule",
     "collate_images",
 ]
 
@@ -382,3 +390,99 @@ class DRIVEDataModule(_RegisteredDataModule):
             cut = len(pairs) - self.num_val
             self.splits["train"], self.splits["val"] = pairs[:cut], pairs[cut:]
         return super().load_split(split)
+
+
+class PH2DataModule(_RegisteredDataModule):
+    """PH2 dermoscopic skin lesions (Mendonca et al. 2013): 200 RGB images of ~765x574 with expert lesion masks.
+
+    Layout under ``<root>/ph2/``, as published: ``PH2 Dataset images/IMDnnn/IMDnnn_Dermoscopic_Image/IMDnnn.bmp``
+    and ``.../IMDnnn_lesion/IMDnnn_lesion.bmp`` (lesion 255; the release's colour-class and ROI masks are not
+    used). PH2 has no official split, so attnkit uses ``num_folds`` interleaved folds: the images sorted by
+    number, fold ``k`` holds every ``num_folds``-th one starting at the ``k``-th (5 folds: 40 test images each,
+    7-9 melanomas per fold). The other folds train; ``num_val`` of them (the last by number) validate instead.
+    Lesions are large (often half the image), so whole-image context matters more than on MoNuSeg or DRIVE.
+
+    Args:
+        root: data root (default ``ATTNKIT_DATA_DIR``; missing files are downloaded where the network allows).
+        fold: the test fold.
+        num_folds: number of folds (2..200).
+        num_val: training images held out for validation (0: none).
+        predict_dir: unlabelled images for ``predict``.
+        patch_size: training patch side.
+        samples_per_epoch: training patches per epoch.
+        batch_size: training batch size.
+        num_workers: loader workers.
+        augment: flips and 90° rotations.
+        degrees: affine rotation range.
+        elastic_alpha: elastic deformation strength.
+        colour_jitter: brightness / contrast / saturation strength.
+
+    """
+
+    dataset_id = "ph2"
+    images_dir = "PH2 Dataset images"
+
+    def __init__(
+        self,
+        root: str | None = None,
+        fold: int = 0,
+        num_folds: int = 5,
+        num_val: int = 0,
+        predict_dir: str | None = None,
+        patch_size: int = 256,
+        samples_per_epoch: int = 128,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        augment: bool = True,
+        degrees: float = 0.0,
+        elastic_alpha: float = 0.0,
+        colour_jitter: float = 0.1,
+    ) -> None:
+        if not 2 <= num_folds <= 200:
+            raise ValueError(f"num_folds must be in 2..200 (PH2 has 200 images), got {num_folds}")
+        if not 0 <= fold < num_folds:
+            raise ValueError(f"fold must be in 0..{num_folds - 1}, got {fold}")
+        if num_val < 0:
+            raise ValueError(f"num_val must be >= 0, got {num_val}")
+        super().__init__(
+            # images and lesion masks share the case folders under images_dir (paired by load_split)
+            root=root, train_images=self.images_dir, train_masks=self.images_dir, predict_dir=predict_dir,
+            num_classes=2, in_channels=3, mask_values=[0, 255], patch_size=patch_size,
+            samples_per_epoch=samples_per_epoch, batch_size=batch_size, num_workers=num_workers, augment=augment,
+            degrees=degrees, elastic_alpha=elastic_alpha, colour_jitter=colour_jitter,
+        )
+        self.fold, self.num_folds, self.num_val = fold, num_folds, num_val
+
+    def _cases(self) -> list[tuple[Path, Path, None]]:
+        """(image, lesion mask, no field of view) per case folder, sorted by case number."""
+        top = self.base_dir / self.images_dir
+        if not top.is_dir():
+            raise ImageFormatError(f"{top} is missing: PH2's layout is ph2/{self.images_dir}/IMDnnn/... as in the "
+                                   "release (see PH2DataModule); point --data.root at the folder that holds ph2/")
+        cases = []
+        for case in sorted(d for d in top.iterdir() if d.is_dir()):
+            image = case / f"{case.name}_Dermoscopic_Image" / f"{case.name}.bmp"
+            mask = case / f"{case.name}_lesion" / f"{case.name}_lesion.bmp"
+            for what, f in (("image", image), ("lesion mask", mask)):
+                if not f.is_file():
+                    raise ImageFormatError(f"PH2 case {case} has no {what} {f.relative_to(case)}; restore it from "
+                                           "the release (attnkit's fetch('ph2') checks every file)")
+            cases.append((image, mask, None))
+        if len(cases) < self.num_folds:
+            raise ValueError(f"{len(cases)} PH2 cases under {top} cannot be split into {self.num_folds} folds")
+        return cases
+
+    def load_split(self, split: str) -> list[SegmentationPair]:
+        """Test: fold ``fold``; train: the other folds but the last ``num_val`` images; val: those."""
+        if split not in self.splits:
+            cases = self._cases()
+            test = [c for i, c in enumerate(cases) if i % self.num_folds == self.fold]
+            rest = [c for i, c in enumerate(cases) if i % self.num_folds != self.fold]
+            if self.num_val >= len(rest):
+                raise ValueError(f"num_val={self.num_val} leaves no training images ({len(rest)} outside the "
+                                 "test fold)")
+            cut = len(rest) - self.num_val
+            chosen = {"train": rest[:cut], "val": rest[cut:], "test": test}[split]
+            self.splits[split] = load_files(chosen, num_classes=2, mask_values=[0, 255], in_channels=3,
+                                            intensity=self.intensity)
+        return self.splits[split]

@@ -1,24 +1,32 @@
-"""Registers the vision datasets (monuseg, isbi2012-em, drive) with :mod:`attnkit.core.data`."""
+"""Registers the vision datasets (monuseg, isbi2012-em, drive, ph2) with :mod:`attnkit.core.data`."""
 
 from __future__ import annotations
 
-from attnkit.core.data import Dataset, RemoteFile, register
-from attnkit.vision.data._files import DRIVE_FILES, ISBI2012_FILES, MONUSEG_FILES
+from urllib.parse import quote
 
-__all__ = ["DRIVE", "ISBI2012", "MONUSEG"]
+from attnkit.core.data import Dataset, RemoteFile, register
+from attnkit.vision.data._files import DRIVE_FILES, ISBI2012_FILES, MONUSEG_FILES, PH2_FILES
+
+__all__ = ["DRIVE", "ISBI2012", "MONUSEG", "PH2"]
 
 _UCTRANSNET = "https://raw.githubusercontent.com/McGregorWwww/UCTransNet/main/datasets/MoNuSeg/"
 _UNET = "https://raw.githubusercontent.com/zhixuhao/unet/master/data/membrane/train/"
 # the DRIVE release as published (LZW TIFF, GIF masks), mirrored in a commit of orobix/retina-unet; the
 # official site (drive.grand-challenge.org) hands it out after registration
 _DRIVE = "https://raw.githubusercontent.com/orobix/retina-unet/1ccd6f86a49e00a3ff8d9925bb3c78d818ed0e87/DRIVE/"
+# PH2 as published by the ADDI project (one folder per image), mirrored in the first commit of
+# chelseaparlett/SkinCancerVariation; the official site (www.fc.up.pt/addi) hands it out after a request form
+_PH2 = ("https://raw.githubusercontent.com/chelseaparlett/SkinCancerVariation/"
+        "2d3798cc77c0a00ef1d11194687eb2ca6bf88a30/PH2Dataset/")
+PH2_IMAGES = "PH2 Dataset images"  # the release's folder name (with spaces)
 
 
-def _files(table: str, base_url: str) -> tuple[RemoteFile, ...]:
+def _files(table: str, base_url: str, prefix: str = "") -> tuple[RemoteFile, ...]:
+    """``path sha256 size`` lines -> files at ``prefix + path`` (the URL percent-encodes the prefix's spaces)."""
     out = []
     for line in table.strip().splitlines():
         path, sha, size = line.split()
-        out.append(RemoteFile(path=path, url=base_url + path, sha256=sha, size=int(size)))
+        out.append(RemoteFile(path=prefix + path, url=base_url + quote(prefix + path), sha256=sha, size=int(size)))
     return tuple(out)
 
 
@@ -52,4 +60,14 @@ DRIVE = register(Dataset(
     licence="research use; redistribution by the DRIVE organisers only (drive.grand-challenge.org terms)",
     citation="Staal et al., Ridge-based vessel segmentation in color images of the retina, IEEE TMI 2004",
     homepage="https://drive.grand-challenge.org/",
+))
+
+PH2 = register(Dataset(
+    id="ph2",
+    description="PH2 dermoscopic skin lesions, 200 RGB images ~765x574 (80 common nevi, 80 atypical nevi, 40 "
+                "melanomas) with expert lesion masks; no official split (PH2DataModule: 5 interleaved folds)",
+    files=_files(PH2_FILES, _PH2, prefix=PH2_IMAGES + "/"),
+    licence="free for research and benchmarking; cite Mendonca et al. 2013 (ADDI project terms)",
+    citation="Mendonca et al., PH2 - A dermoscopic image database for research and benchmarking, IEEE EMBC 2013",
+    homepage="https://www.fc.up.pt/addi/ph2%20database.html",
 ))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import torch
@@ -80,7 +80,7 @@ class SegmentationTask(Task):
 
     cli_links: ClassVar[dict[str, str]] = {"num_classes": "num_classes"}
     monitor: ClassVar[str] = "val/dice"
-    monitor_mode: ClassVar[str] = "max"
+    monitor_mode: ClassVar[Literal["min", "max"]] = "max"
 
     def __init__(
         self,
