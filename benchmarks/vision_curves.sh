@@ -4,7 +4,7 @@
 # least the U-Net's Dice"). For every dataset x model x seed, `<model>-<dataset>` (a packaged config) trains
 # from random init with the config's settings (no validation), is tested at each budget on the dataset's
 # test set (MoNuSeg: the 14 test images; ISBI 2012: the held-out fold; DRIVE: the 20 test images inside the field of
-# view), then resumes from its last.ckpt to the
+# view; PH2: fold 0 of 5, 40 images), then resumes from its last.ckpt to the
 # next budget (--ckpt_path last: the optimizer state carries on; the patch sampler does not, so patches after
 # a resume are new draws, not those of one uninterrupted run). Pairs without a packaged config are skipped.
 #   ATTNKIT_DATA_DIR=/path/to/data bash benchmarks/vision_curves.sh                 # full size: a GPU's job
@@ -14,11 +14,11 @@
 # appended to ./curves.tsv (dataset, fold, model, seed, steps, dice) and a finished pair is not re-run, so
 # an interrupted sweep continues where it stopped. ATTNKIT names the attnkit command, PYTHON a Python with
 # the standard library (for the table). Environment: MODELS (default "unet utransformer transdae msga"),
-# DATASETS ("monuseg isbi2012 drive"), FOLDS (ISBI 2012 folds, "0 1 2 3 4"), BUDGETS ("100 300 1000"),
+# DATASETS ("monuseg isbi2012 drive ph2"), FOLDS (ISBI 2012 folds, "0 1 2 3 4"), BUDGETS ("100 300 1000"),
 # SEEDS ("42 43 44"), EXTRA (more arguments for `attnkit fit`, e.g. "--trainer.accelerator gpu").
 set -euo pipefail
 MODELS=${MODELS:-"unet utransformer transdae msga"}
-DATASETS=${DATASETS:-"monuseg isbi2012 drive"}
+DATASETS=${DATASETS:-"monuseg isbi2012 drive ph2"}
 FOLDS=${FOLDS:-"0 1 2 3 4"}
 BUDGETS=${BUDGETS:-"100 300 1000"}
 SEEDS=${SEEDS:-"42 43 44"}

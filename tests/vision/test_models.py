@@ -206,3 +206,28 @@ def test_msganet_attention_kv_stride(position_attention: str) -> None:
     assert all(m.kv_stride == 2 for m in model.modules() if hasattr(m, "kv_stride"))
     out = model.forward_with_aux(torch.randn(2, 3, 64, 64))
     assert out.logits.shape == (2, 2, 64, 64)
+
+
+def test_msganet_fine_decoder_starts_as_the_paper_and_learns_detail_below_stride_4() -> None:
+    torch.manual_seed(0)
+    paper = MSGANet(TINY, channels=16).eval()
+    torch.manual_seed(0)
+    fine = MSGANet(TINY, channels=16, fine_decoder=True, fine_channels=8).eval()
+    assert paper.fine is None and fine.fine is not None
+    paper.load_state_dict({k: v for k, v in fine.state_dict().items() if not k.startswith("fine.")})
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(paper(x), fine(x))  # zero-initialised head: the paper's prediction at step 0
+    # stripes 2 px wide: a bilinear 4x upsampling of stride-4 logits cannot draw them, stride 2 can
+    target = (torch.arange(64) // 2 % 2).expand(2, 64, 64)
+    accuracy = {}
+    for name, model in (("paper", paper), ("fine", fine)):
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(60):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model.forward_with_aux(x).logits, target).backward()
+            opt.step()
+        with torch.no_grad():
+            accuracy[name] = (model.forward_with_aux(x).logits.argmax(1) == target).float().mean().item()
+    assert accuracy["paper"] < 0.6 and accuracy["fine"] > 0.95, accuracy
