@@ -28,8 +28,9 @@ import selectors
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,6 +233,7 @@ def run_capped(
     max_bytes: int,
     timeout: float,
     on_start: Callable[[int], None] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> CappedOutput:
     """Run ``cmd`` in a new process group, collect at most ``max_bytes`` of its standard output.
 
@@ -245,6 +247,7 @@ def run_capped(
         timeout: wall-clock seconds.
         on_start: called with the process group id once the command runs (e.g. to record it so that a
             supervising process can kill the group if this one is killed).
+        env: the command's environment (default: this process's).
 
     Returns:
         The collected :class:`CappedOutput`.
@@ -259,6 +262,7 @@ def run_capped(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        env=None if env is None else dict(env),
     )
     assert proc.stdout is not None and proc.stderr is not None
     out, err = bytearray(), bytearray()
@@ -359,12 +363,16 @@ def render_fluidsynth(
     limit = max_seconds if length is None else min(length + tail_seconds, max_seconds)
     frames = min(math.ceil(limit * sample_rate), max_bytes // 4)
     cmd = [exe, "-ni", "-q", "-g", str(gain), "-r", str(sample_rate), "-T", "raw", "-O", "s16", "-E", "little"]
-    res = run_capped(
-        [*cmd, "-F", "-", str(soundfont), str(midi)],
-        max_bytes=frames * 4,
-        timeout=timeout,
-        on_start=on_start,
-    )
+    # FluidSynth's audio libraries (libpulse) may leave a runtime folder in TMPDIR even when writing to a file:
+    # give the process a private TMPDIR / XDG_RUNTIME_DIR that is removed with whatever it left
+    with tempfile.TemporaryDirectory(prefix="attnkit-fluidsynth-") as private:
+        res = run_capped(
+            [*cmd, "-F", "-", str(soundfont), str(midi)],
+            max_bytes=frames * 4,
+            timeout=timeout,
+            on_start=on_start,
+            env={**os.environ, "TMPDIR": private, "XDG_RUNTIME_DIR": private},
+        )
     if res.returncode not in (0, None):
         raise RuntimeError(f"fluidsynth failed on {midi} (exit {res.returncode}): {res.stderr.strip()[-500:]}")
     usable = len(res.data) // 4 * 4
