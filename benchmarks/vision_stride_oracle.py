@@ -1,10 +1,11 @@
-"""How much Dice a model that predicts at stride s can reach at most, per dataset (test split).
+"""The Dice of a perfect stride-s probability map, upsampled bilinearly, per dataset (test split).
 
-A model whose logits live at stride ``s`` and are upsampled bilinearly (MSGANet predicts at stride 4) cannot
-draw detail finer than its grid. The "oracle" here is the best such map one can write down without training:
-the ground-truth mask average-pooled by ``s`` (a perfect probability per cell), upsampled bilinearly and
-thresholded at 0.5. Its Dice, per image and averaged over the test images as the benchmarks score, shows
-whether the output stride alone can explain a gap to a full-resolution U-Net. Pixels outside a field of view
+A model whose logits live at stride ``s`` and are upsampled bilinearly (MSGANet predicts at stride 4) has a
+coarse grid to draw fine detail with. The "oracle" here is the ground-truth mask average-pooled by ``s`` (a
+perfect probability per cell), upsampled bilinearly and thresholded at 0.5. It is a reference, not a strict
+upper bound: logits upsampled and then thresholded can place an edge inside a cell that this map puts
+elsewhere. Its Dice, per image and averaged over the test images as the benchmarks score, shows whether the
+output stride is a plausible cause of a gap to a full-resolution U-Net. Pixels outside a field of view
 (DRIVE) count in neither the prediction nor the reference.
 
     ATTNKIT_DATA_DIR=../shared/data python benchmarks/vision_stride_oracle.py --datasets drive monuseg ph2

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import Trainer
 from PIL import Image
 
-from attnkit.core.cli import main
+from attnkit.core.cli import main, packaged_configs
 from attnkit.vision import MoNuSegDataModule, MSGANet, SegmentationTask, TransDAE, UTransformer
 
 TINY = "tu-mobilenetv3_small_050"
@@ -118,8 +118,7 @@ def test_predict_without_images_says_what_to_pass(monuseg_root: Path) -> None:
         dm.setup("predict")
 
 
-ATTENTION_CONFIGS = sorted(p.stem for p in (Path(__file__).parents[2] / "packages/vision/src/attnkit/vision/configs")
-                           .glob("*.yaml") if p.stem.startswith(("utransformer-", "msga-")))
+ATTENTION_CONFIGS = sorted(name for name in packaged_configs() if name.startswith(("utransformer-", "msga-")))
 
 
 def test_every_attention_config_is_checked_for_its_resolution() -> None:

@@ -405,7 +405,7 @@ class PH2DataModule(_RegisteredDataModule):
     Args:
         root: data root (default ``ATTNKIT_DATA_DIR``; missing files are downloaded where the network allows).
         fold: the test fold.
-        num_folds: number of folds (2..200).
+        num_folds: number of folds (at least 2, at most the number of cases).
         num_val: training images held out for validation (0: none).
         predict_dir: unlabelled images for ``predict``.
         patch_size: training patch side.
@@ -438,8 +438,8 @@ class PH2DataModule(_RegisteredDataModule):
         elastic_alpha: float = 0.0,
         colour_jitter: float = 0.1,
     ) -> None:
-        if not 2 <= num_folds <= 200:
-            raise ValueError(f"num_folds must be in 2..200 (PH2 has 200 images), got {num_folds}")
+        if num_folds < 2:
+            raise ValueError(f"num_folds must be >= 2, got {num_folds}")
         if not 0 <= fold < num_folds:
             raise ValueError(f"fold must be in 0..{num_folds - 1}, got {fold}")
         if num_val < 0:
@@ -483,6 +483,7 @@ class PH2DataModule(_RegisteredDataModule):
                                  "test fold)")
             cut = len(rest) - self.num_val
             chosen = {"train": rest[:cut], "val": rest[cut:], "test": test}[split]
-            self.splits[split] = load_files(chosen, num_classes=2, mask_values=[0, 255], in_channels=3,
+            self.splits[split] = load_files(chosen, num_classes=self.num_classes, mask_values=self.mask_values,
+                                            in_channels=self.in_channels, ignore_value=self.ignore_value,
                                             intensity=self.intensity)
         return self.splits[split]

@@ -206,6 +206,7 @@ class MSGANet(nn.Module):
         if fine_decoder:
             head = nn.Conv2d(fine_channels, num_classes, 1)
             nn.init.zeros_(head.weight)
+            assert head.bias is not None
             nn.init.zeros_(head.bias)
             self.fine = nn.Sequential(_cbr(channels + all_ch[1], fine_channels), head)
 
