@@ -157,3 +157,27 @@ def test_packaged_attention_configs_attend_at_reduced_resolution(config: str, mo
         paper = {k: v for k, v in kwargs.items() if k not in ("gate_stride", "attention_kv_stride")}
         cls(**paper).eval()(torch.randn(1, in_channels, 256, 256))
     assert max(keys) == 4096  # the paper's layout, which the configs leave
+
+
+@pytest.mark.parametrize("option", [
+    ["--model.init_args.model.init_args.gate_stride", "null"],
+    ["--model.init_args.model.init_args.gate_stride=null"],
+    ["--model.model.gate_stride", "~"],
+])
+def test_a_null_two_class_levels_down_reaches_the_model(option: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`gate_stride: null` (the paper's full-resolution gates) from the command line, as in a config file.
+
+    jsonargparse alone turns a null two classes down (task -> model) into the string "None" and refuses it.
+    """
+    import yaml
+
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "-c", "utransformer-isbi2012", *option, "--print_config"])
+    assert stop.value.code in (0, None)
+    model = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]["model"]["init_args"]
+    assert model["gate_stride"] is None
+    assert model["num_heads"] == 8 and model["in_channels"] == 1  # the config's other settings are kept
+    with pytest.raises(SystemExit):
+        main(["fit", "-c", "utransformer-isbi2012", "--model.init_args.model.init_args.gate_stride=2",
+              "--print_config"])
+    assert yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]["model"]["init_args"]["gate_stride"] == 2

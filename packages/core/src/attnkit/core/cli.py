@@ -138,6 +138,40 @@ def _split_config_args(argv: list[str]) -> tuple[list[str], list[Path]]:
     return out, paths
 
 
+_YAML_NULLS = frozenset({"null", "Null", "NULL", "~"})
+
+
+def _nested_nulls(argv: list[str]) -> list[str]:
+    """Rewrite ``--a.init_args.b.init_args.key null`` as ``--a.init_args.b={init_args: {key: null}}``.
+
+    jsonargparse (4.x) re-serialises an option of a class nested in another class as ``--key={value}``,
+    so a YAML ``null`` two class levels down arrives as the string ``"None"`` and fails an
+    ``int | None`` parameter ("expected NoneType or int"). The equivalent dict form merges with the
+    config like the dotted option and keeps the ``None``. One class level down is not affected and is
+    left as typed, as is every option whose value is not a YAML null.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        key, value, used = None, None, 1
+        if a.startswith("--") and "=" in a:
+            key, value = a[2:].split("=", 1)
+        elif a.startswith("--") and i + 1 < len(argv):
+            key, value, used = a[2:], argv[i + 1], 2
+        parts = key.split(".") if key is not None else []
+        if value in _YAML_NULLS and len([p for p in parts if p != "init_args"]) >= 3:
+            parent = parts[:-1]
+            if parent[-1] == "init_args":
+                parent = parent[:-1]
+            out.append(f"--{'.'.join(parent)}={{init_args: {{{parts[-1]}: null}}}}")
+            i += used
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def _class_path(value: Any) -> str | None:
     if isinstance(value, str):
         return value
@@ -280,7 +314,7 @@ def _run(args: list[str]) -> int:
 
     configure_threads(threads)
     discover(full=True)
-    args, paths = _split_config_args(args)
+    args, paths = _split_config_args(_nested_nulls(args))
     task = _model_class(args, paths)
     links = dict(getattr(task, "cli_links", {}) or {}) if task is not None else {}
     run_name = paths[0].stem if paths else (task.__name__ if task is not None else "default")
