@@ -54,3 +54,45 @@ def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch, bad: str) 
         configure_threads()
     with pytest.raises(ConfigError, match="--threads"):
         configure_threads(0)
+
+
+@pytest.mark.parametrize(("precision", "native", "warns"), [
+    ("bf16-mixed", False, True), ("bf16-true", False, True), ("bf16-mixed", True, False), ("32-true", False, False),
+])
+def test_bf16_on_a_cpu_without_bf16_instructions_warns(precision: str, native: bool, warns: bool,
+                                                        monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """bf16 emulated in software ran SAITS 17x slower than float32 on an AVX2 CPU: the run says so."""
+    import warnings
+
+    from lightning.pytorch import Trainer
+
+    from attnkit.core.tasks import Task
+    from attnkit.core.tasks.sequence_classification import (
+        SequenceClassificationTask,
+        SequenceClassifier,
+        SyntheticSequenceDataModule,
+    )
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(Task, "_precision_warned", False)
+    task = SequenceClassificationTask(SequenceClassifier(vocab_size=32, num_classes=4))
+    trainer = Trainer(accelerator="cpu", precision=precision, fast_dev_run=1, logger=False,  # type: ignore[arg-type]
+                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(task, SyntheticSequenceDataModule(num_samples=64, batch_size=16))
+    said = [str(w.message) for w in caught if "bfloat16 instructions" in str(w.message)]
+    assert len(said) == (1 if warns else 0), said
+    if warns:
+        assert "--trainer.precision 32-true" in said[0] and precision in said[0]
+
+
+def test_native_bf16_check_reads_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert runtime.cpu_has_native_bf16() is False
+    assert "32-true" in (runtime.slow_precision_warning("bf16-mixed", on_cpu=True) or "")
+    assert runtime.slow_precision_warning("bf16-mixed", on_cpu=False) is None
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert runtime.cpu_has_native_bf16() is True
+    assert runtime.slow_precision_warning("bf16-mixed", on_cpu=True) is None

@@ -1,4 +1,4 @@
-"""Process-wide runtime settings of the ``attnkit`` command: CPU threads.
+"""Process-wide runtime settings of the ``attnkit`` command: CPU threads; a check of bfloat16 on CPUs.
 
 Why a default: torch starts one intra-op thread per core. On a machine with two CPUs that other work
 shares, the demo (``attnkit fit -c demo``) ran 4-8x slower per step with 2 threads than with 1, because
@@ -12,7 +12,14 @@ import os
 
 from attnkit.core.errors import ConfigError
 
-__all__ = ["THREADS_ENV", "available_cpus", "configure_threads", "default_threads"]
+__all__ = [
+    "THREADS_ENV",
+    "available_cpus",
+    "configure_threads",
+    "cpu_has_native_bf16",
+    "default_threads",
+    "slow_precision_warning",
+]
 
 #: Environment variable read when no explicit thread count is given.
 THREADS_ENV = "ATTNKIT_NUM_THREADS"
@@ -73,3 +80,30 @@ def configure_threads(n: int | str | None = None) -> int:
             return torch.get_num_threads()
     torch.set_num_threads(n)
     return torch.get_num_threads()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX tiles), what makes bf16 fast on a CPU.
+
+    Without them PyTorch converts every bf16 operand in software: the same model then runs many times
+    slower in ``bf16-mixed`` than in float32 (SAITS's training step on an AVX2-only AMD EPYC: 17 s against
+    1.0 s; on an AVX512-BF16 EPYC bf16-mixed was 2.8x *faster* than float32; docs/benchmarks.md).
+    """
+    import torch
+
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def slow_precision_warning(precision: str, on_cpu: bool) -> str | None:
+    """A warning for a precision that will run far slower than float32 on this machine, else ``None``.
+
+    Args:
+        precision: Lightning's precision setting (``"bf16-mixed"``, ``"bf16-true"``, ``"32-true"``...).
+        on_cpu: whether the run computes on the CPU.
+    """
+    if not on_cpu or "bf16" not in str(precision) or cpu_has_native_bf16():
+        return None
+    return (f"precision {precision} on a CPU without bfloat16 instructions (no AVX512-BF16 or AMX): PyTorch emulates "
+            "bf16 here, so every step runs many times slower than in float32 (17x for SAITS on an AVX2 CPU). Use "
+            "--trainer.precision 32-true on this machine; bf16 pays off on CPUs with AVX512-BF16/AMX and on GPUs.")

@@ -22,6 +22,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
@@ -59,6 +60,7 @@ class Task(pl.LightningModule):
     monitor_mode: ClassVar[Literal["min", "max"]] = "min"
     cli_links: ClassVar[dict[str, str]] = {}
     scheduler_monitor: ClassVar[str | None] = None
+    _precision_warned: ClassVar[bool] = False  # the slow-bf16 warning is given once per process
 
     def __init__(
         self,
@@ -79,6 +81,20 @@ class Task(pl.LightningModule):
         self._loss_means = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
 
     # -- logging ------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Warn once when the trainer's precision would run far slower than float32 on this CPU."""
+        trainer = self._trainer
+        if trainer is None or Task._precision_warned:
+            return
+        from lightning.pytorch.accelerators import CPUAccelerator
+
+        from attnkit.core.runtime import slow_precision_warning
+
+        message = slow_precision_warning(str(trainer.precision), isinstance(trainer.accelerator, CPUAccelerator))
+        if message is not None:
+            Task._precision_warned = True
+            rank_zero_warn(message, category=UserWarning)
+
     def log_loss(self, stage: str, loss: Tensor, batch_size: int | None = None) -> None:
         """Log ``{stage}/loss``: per step in training, else the sample-weighted mean over the epoch.
 
