@@ -151,6 +151,22 @@ def test_bfloat16_mode_is_close_and_checked(sqm: SpeechQualityModel) -> None:
         SpeechQualityModel(sqm.model, precision="float16")  # type: ignore[arg-type]
 
 
+def test_bfloat16_on_a_cpu_without_bf16_instructions_warns(sqm: SpeechQualityModel,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    from attnkit.core import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match=r"bfloat16 instructions.*precision=\"float32\""):
+        SpeechQualityModel(sqm.model, sqm.features, precision="bfloat16")
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SpeechQualityModel(sqm.model, sqm.features, precision="bfloat16")
+        SpeechQualityModel(sqm.model, sqm.features)
+
+
 def test_autocast_covers_only_the_cnn_in_eval() -> None:
     torch.manual_seed(0)
     model = NISQA().eval()

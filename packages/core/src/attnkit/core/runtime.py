@@ -99,10 +99,11 @@ def slow_precision_warning(precision: str, on_cpu: bool) -> str | None:
     """A warning for a precision that will run far slower than float32 on this machine, else ``None``.
 
     Args:
-        precision: Lightning's precision setting (``"bf16-mixed"``, ``"bf16-true"``, ``"32-true"``...).
+        precision: Lightning's precision setting (``"bf16-mixed"``, ``"bf16-true"``, ``"32-true"``...) or a
+            dtype name (``"bfloat16"``).
         on_cpu: whether the run computes on the CPU.
     """
-    if not on_cpu or "bf16" not in str(precision) or cpu_has_native_bf16():
+    if not on_cpu or not any(name in str(precision) for name in ("bf16", "bfloat16")) or cpu_has_native_bf16():
         return None
     return (f"precision {precision} on a CPU without bfloat16 instructions (no AVX512-BF16 or AMX): PyTorch emulates "
             "bf16 here, so every step runs many times slower than in float32 (17x for SAITS on an AVX2 CPU). Use "

@@ -174,6 +174,13 @@ class SpeechQualityModel:
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
         self.precision = precision
+        if precision == "bfloat16":
+            from attnkit.core.runtime import slow_precision_warning
+
+            slow = slow_precision_warning("bfloat16", on_cpu=torch.device(device).type == "cpu")
+            if slow is not None:
+                warnings.warn(slow.replace("--trainer.precision 32-true", 'precision="float32" (no --bf16)'),
+                              stacklevel=2)
         self.model = model.to(device).eval()
         self.features = features or NISQAFeatures()
         self.channel = channel
