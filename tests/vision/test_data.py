@@ -41,12 +41,14 @@ def test_monuseg_layout_reads_tiff_test_images(monuseg_root: Path) -> None:
     assert [p.path.suffix for p in test] == [".tif", ".tif"]
     assert test[0].image.shape == (3, 72, 80) and test[0].image.dtype == np.uint8
     assert set(np.unique(test[0].mask)) <= {0, 1} and test[0].mask.any()
+    assert test[0].mask.dtype == np.int16  # 2 bytes a pixel in memory; the loaders hand out int64
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (2, 3, 32, 32) and batch["image"].dtype == torch.float32
     assert batch["mask"].shape == (2, 32, 32) and batch["mask"].dtype == torch.long
     val = next(iter(dm.val_dataloader()))
     assert val["image"].shape == (1, 3, 72, 80) and val["mask"].shape == (1, 72, 80)
+    assert val["mask"].dtype == torch.long
     assert dm.num_classes == 2 and dm.in_channels == 3
 
 
@@ -294,3 +296,26 @@ def test_monuseg_real_data_layout(real_data_dir: Path) -> None:
     val = dm.load_split("val")
     assert len(val) == 6 and val[0].image.shape == (3, 1000, 1000)
     assert 0.05 < np.mean([p.mask.mean() for p in val]) < 0.5
+
+
+def test_int16_masks_give_the_same_augmented_patches_as_int64(tmp_path: Path, fixtures: Any) -> None:
+    """Masks are held as int16; flips, rotations, the affine and elastic warps and padding treat them as int64."""
+    from dataclasses import replace
+
+    from attnkit.vision.data.datasets import PatchDataset
+
+    imgs, masks = _pair_dirs(tmp_path, fixtures, n=2, size=(40, 48))
+    pairs = load_pairs(imgs, masks, num_classes=2)
+    pairs = [replace(p, mask=np.where(np.arange(p.mask.shape[1]) < 20, IGNORE_INDEX, p.mask).astype(np.int16))
+             for p in pairs if p.mask is not None]  # an ignored border, as a field of view makes
+    wide = [replace(p, mask=p.mask.astype(np.int64)) for p in pairs if p.mask is not None]
+    augment = SegmentationAugment(degrees=20.0, elastic_alpha=30.0)
+    for ps in (32, 56):  # 56 > 40: patches of the 40x48 images are padded
+        torch.manual_seed(0)
+        a = [PatchDataset(pairs, ps, 6, augment=augment, seed=3)[i] for i in range(6)]
+        torch.manual_seed(0)
+        b = [PatchDataset(wide, ps, 6, augment=augment, seed=3)[i] for i in range(6)]
+        for x, y in zip(a, b, strict=True):
+            assert x["mask"].dtype == y["mask"].dtype == torch.long
+            assert torch.equal(x["mask"], y["mask"]) and torch.equal(x["image"], y["image"])
+        assert any((x["mask"] == IGNORE_INDEX).any() for x in a)

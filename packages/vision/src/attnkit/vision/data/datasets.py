@@ -164,5 +164,5 @@ class ImageDataset(Dataset[dict[str, object]]):
         item: dict[str, object] = {"image": normalise(raw, self.mean, self.std), "name": p.name,
                                    "path": str(p.path), "raw": raw}
         if p.mask is not None:
-            item["mask"] = torch.from_numpy(p.mask)
+            item["mask"] = torch.from_numpy(p.mask).long()
         return item
