@@ -96,3 +96,25 @@ def test_native_bf16_check_reads_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
     assert runtime.cpu_has_native_bf16() is True
     assert runtime.slow_precision_warning("bf16-mixed", on_cpu=True) is None
+
+
+def test_every_task_that_overrides_setup_calls_the_base() -> None:
+    """Task.setup gives the bf16 warning; a domain task's own setup must not swallow it."""
+    import importlib
+    import inspect
+
+    from attnkit.core.tasks import Task
+
+    for module in ("attnkit.audio.quality.task", "attnkit.audio.tagging.task", "attnkit.recsys.tasks.next_item",
+                   "attnkit.timeseries.tasks.imputation", "attnkit.vision.tasks.segmentation"):
+        importlib.import_module(module)
+    tasks, todo = [], list(Task.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        tasks.append(cls)
+        todo += cls.__subclasses__()
+    names = {cls.__name__ for cls in tasks}
+    assert {"ImputationTask", "SegmentationTask", "SequenceClassificationTask"} <= names, names
+    for cls in tasks:
+        if "setup" in vars(cls):
+            assert "super().setup(stage)" in inspect.getsource(vars(cls)["setup"]), cls

@@ -82,7 +82,10 @@ class Task(pl.LightningModule):
 
     # -- logging ------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        """Warn once when the trainer's precision would run far slower than float32 on this CPU."""
+        """Warn once when the trainer's precision would run far slower than float32 on this CPU.
+
+        A subclass that overrides ``setup`` calls ``super().setup(stage)``.
+        """
         trainer = self._trainer
         if trainer is None or Task._precision_warned:
             return

@@ -94,6 +94,7 @@ class ImputationTask(Task):
     # -- data statistics -----------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         """Copy the data module's training mean/std into the model (saved with checkpoints)."""
+        super().setup(stage)
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if dm is not None and hasattr(self.model, "set_scaler"):
             dm.setup(stage)
