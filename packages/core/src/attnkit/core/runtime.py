@@ -95,16 +95,17 @@ def cpu_has_native_bf16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
-def slow_precision_warning(precision: str, on_cpu: bool) -> str | None:
+def slow_precision_warning(precision: str, on_cpu: bool, fix: str = "--trainer.precision 32-true") -> str | None:
     """A warning for a precision that will run far slower than float32 on this machine, else ``None``.
 
     Args:
         precision: Lightning's precision setting (``"bf16-mixed"``, ``"bf16-true"``, ``"32-true"``...) or a
             dtype name (``"bfloat16"``).
         on_cpu: whether the run computes on the CPU.
+        fix: how the caller's user asks for float32, named in the message.
     """
     if not on_cpu or not any(name in str(precision) for name in ("bf16", "bfloat16")) or cpu_has_native_bf16():
         return None
     return (f"precision {precision} on a CPU without bfloat16 instructions (no AVX512-BF16 or AMX): PyTorch emulates "
             "bf16 here, so every step runs many times slower than in float32 (17x for SAITS on an AVX2 CPU). Use "
-            "--trainer.precision 32-true on this machine; bf16 pays off on CPUs with AVX512-BF16/AMX and on GPUs.")
+            f"{fix} on this machine; bf16 pays off on CPUs with AVX512-BF16/AMX and on GPUs.")

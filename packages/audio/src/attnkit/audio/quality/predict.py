@@ -177,10 +177,10 @@ class SpeechQualityModel:
         if precision == "bfloat16":
             from attnkit.core.runtime import slow_precision_warning
 
-            slow = slow_precision_warning("bfloat16", on_cpu=torch.device(device).type == "cpu")
+            slow = slow_precision_warning("bfloat16", on_cpu=torch.device(device).type == "cpu",
+                                          fix='precision="float32" (no --bf16)')
             if slow is not None:
-                warnings.warn(slow.replace("--trainer.precision 32-true", 'precision="float32" (no --bf16)'),
-                              stacklevel=2)
+                warnings.warn(slow, stacklevel=2)
         self.model = model.to(device).eval()
         self.features = features or NISQAFeatures()
         self.channel = channel

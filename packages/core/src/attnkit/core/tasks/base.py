@@ -80,7 +80,6 @@ class Task(pl.LightningModule):
         self.optimizer, self.scheduler = optimizer, scheduler
         self._loss_means = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
 
-    # -- logging ------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         """Warn once when the trainer's precision would run far slower than float32 on this CPU.
 
@@ -98,6 +97,7 @@ class Task(pl.LightningModule):
             Task._precision_warned = True
             rank_zero_warn(message, category=UserWarning)
 
+    # -- logging ------------------------------------------------------------------------------------
     def log_loss(self, stage: str, loss: Tensor, batch_size: int | None = None) -> None:
         """Log ``{stage}/loss``: per step in training, else the sample-weighted mean over the epoch.
 

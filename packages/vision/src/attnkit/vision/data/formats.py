@@ -37,10 +37,10 @@ __all__ = [
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".nii", ".nii.gz")
 IGNORE_INDEX = -1
-#: dtype of the class-index masks held in memory (``SegmentationPair.mask``): 2 bytes per pixel, where int64
-#: took 8 (PH2's 200 masks: 175 MB instead of 700 MB); the torch datasets hand out int64 (what losses take).
-MASK_DTYPE = np.int16
 """Mask value of pixels that count for nothing (outside the field of view, or ``ignore_value``)."""
+MASK_DTYPE = np.int16
+"""dtype of the class-index masks held in memory (``SegmentationPair.mask``): 2 bytes a pixel where int64 took 8
+(PH2's 200 masks: 175 MB instead of 700 MB); the torch datasets hand out int64, what losses take."""
 
 Intensity = Literal["percentile", "dtype"]
 DEFAULT_PATTERN = "{stem}.*"
