@@ -177,32 +177,3 @@ def test_transdae_fine_skips_carry_the_input_at_full_resolution(spatial_dims: in
     changed = d_fine.nonzero()
     reach = (changed - torch.tensor(centre)).abs().amax()
     assert int(reach) <= 12  # ... and only nearby (two 3x3 skip convs, two conv blocks, x2 upsampling)
-
-
-@pytest.mark.parametrize("spatial_dims", [2, 3])
-def test_transdae_fine_stem_builds_the_stride2_skip_from_the_full_resolution_one(spatial_dims: int) -> None:
-    torch.manual_seed(0)
-    kw = {**TINY, "spatial_dims": spatial_dims}
-    size = (20, 36, 36) if spatial_dims == 3 else (50, 71)
-    with pytest.raises(ValueError, match="fine_skips=True"):
-        TransDAE(3, 2, **kw, fine_stem=True)
-    skips, stem = TransDAE(3, 2, **kw, fine_skips=True), TransDAE(3, 2, **kw, fine_skips=True, fine_stem=True)
-    full, half = stem.fine_skips[1], stem.fine_skips[0]
-    assert full[0].in_channels == 3 and half[0].in_channels == full[0].out_channels  # a cascade, not the input
-    assert half[0].stride == (2,) * spatial_dims and half[3].stride == (1,) * spatial_dims
-    # the stride-2 skip sees further than the plain fine skip's single 3x3 convolution of the input
-    x = torch.zeros(1, 3, *size)
-    x2 = x.clone()
-    centre = tuple(s // 2 | 1 for s in size)  # odd: the pixel sits on two stride-2 cells per axis
-    x2[(0, slice(None), *centre)] = 1.0
-    for model, extent in ((skips, 2), (stem, 4)):  # stride-2 cells per axis that one input pixel reaches
-        model.eval()
-        with torch.no_grad():
-            src, src2 = (x, x2) if model is skips else (model.fine_skips[1](x), model.fine_skips[1](x2))
-            d = (model.fine_skips[0](src2) - model.fine_skips[0](src)).abs().amax(1)[0]
-        changed = d.nonzero()
-        assert (changed.amax(0) - changed.amin(0) + 1).tolist() == [extent] * spatial_dims
-    y = stem(torch.randn(1, 3, *size))
-    assert y.shape == (1, 2, *size)
-    y.logsumexp(1).mean().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in stem.fine_skips.parameters())

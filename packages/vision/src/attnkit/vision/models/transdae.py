@@ -351,10 +351,6 @@ class TransDAE(nn.Module):
             stride-4 features: on DRIVE's 1-10 pixel vessels that left the model 0.2-0.6 above a U-Net's
             training loss after 40 steps, and at two seeds of three still predicting background after 100
             (issue #16). ``False``: the paper's layout.
-        fine_stem: with ``fine_skips``, compute the stride-2 skip from the full-resolution skip's features by
-            two ``3x3 conv -> BN -> ReLU`` (the first of stride 2), a small convolutional stem like a U-Net
-            encoder's first levels, instead of one convolution of the input (receptive field 11 pixels instead
-            of 3). Not in the paper.
         init: starting weights. ``"segformer"``: the encoder and the skip-path interaction as SegFormer
             initialises MiT (:func:`~attnkit.vision.models.blocks.segformer_init`: truncated-normal 0.02
             linear layers, fan-out normal convolutions) and the convolutional decoder and head as smp
@@ -384,7 +380,6 @@ class TransDAE(nn.Module):
         spatial_dims: int = 2,
         backend: Backend = "auto",
         fine_skips: bool = False,
-        fine_stem: bool = False,
         init: Literal["segformer", "pytorch"] = "segformer",
     ) -> None:
         super().__init__()
@@ -395,9 +390,6 @@ class TransDAE(nn.Module):
         for name, seq in (("depths", depths), ("num_heads", num_heads), ("sr_ratios", sr_ratios)):
             if len(seq) != n:
                 raise ValueError(f"{name} needs one entry per stage ({n}, as dims={tuple(dims)}), got {tuple(seq)}")
-        if fine_stem and not fine_skips:
-            raise ValueError("fine_stem=True builds the stride-2 fine skip from the full-resolution one: set "
-                             "fine_skips=True as well")
         if n < 2:
             raise ValueError(f"TransDAE needs at least 2 encoder stages, got dims={tuple(dims)}")
         if len(decoder_channels) != n + 1:
@@ -438,16 +430,9 @@ class TransDAE(nn.Module):
         self.expand = nn.ModuleList()
         self.fine_skips = nn.ModuleList()
         bn = _BN[spatial_dims]
-        self.fine_stem = fine_stem
-        fine_widths = list(decoder_channels[n - 1:])
-        for i, out_ch in enumerate(fine_widths):
+        for i, out_ch in enumerate(decoder_channels[n - 1:]):
             extra = 0
-            if fine_stem and i == 0:  # stride 2, from the full-resolution skip's features: conv /2, then conv
-                self.fine_skips.append(nn.Sequential(
-                    conv(fine_widths[1], out_ch, 3, stride=2, padding=1, bias=False), bn(out_ch), nn.ReLU(inplace=True),
-                    conv(out_ch, out_ch, 3, padding=1, bias=False), bn(out_ch), nn.ReLU(inplace=True)))
-                extra = out_ch
-            elif fine_skips:  # from the input, at the resolution this stage works at (stride 2, then 1)
+            if fine_skips:  # from the input, at the resolution this stage works at (stride 2, then 1)
                 self.fine_skips.append(nn.Sequential(conv(in_channels, out_ch, 3, stride=2 - i, padding=1, bias=False),
                                                      bn(out_ch), nn.ReLU(inplace=True)))
                 extra = out_ch
@@ -496,16 +481,10 @@ class TransDAE(nn.Module):
         for skip, block in zip(feats[-2::-1], self.decoder, strict=True):
             y = F.interpolate(y, size=skip.shape[2:], mode=mode, align_corners=False)
             y = block(torch.cat([y, skip], dim=1))
-        fine: list[Tensor] = []
-        if self.fine_stem:
-            full = self.fine_skips[1](x)
-            fine = [self.fine_skips[0](full), full]
-        elif len(self.fine_skips):
-            fine = [skip(x) for skip in self.fine_skips]
         for i, block in enumerate(self.expand):
             y = F.interpolate(y, scale_factor=2.0, mode=mode, align_corners=False)
-            if fine:
-                y = torch.cat([y, fine[i]], dim=1)
+            if len(self.fine_skips):
+                y = torch.cat([y, self.fine_skips[i](x)], dim=1)
             y = block(y)
         y = self.head(y)
         crop = (slice(None), slice(None), *(slice(0, s) for s in sizes))
