@@ -242,10 +242,11 @@ def main(argv: list[str] | None = None) -> None:
         for domain in done:
             run(domain, a.data, a.out, a.devices, a.ckpt_dir, a.accelerator, a.precision)
     finally:
-        # as attnkit's CLI does: a gloo group left to interpreter exit can abort the process (SIGABRT, "terminate
-        # called without an active exception", seen once after every domain had written its results)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        # what attnkit's CLI does on exit: a gloo group left to interpreter exit aborted this script once (SIGABRT,
+        # "terminate called without an active exception") after every domain had written its results
+        from attnkit.core.cli import _close_process_group
+
+        _close_process_group()
     if done and int(os.environ.get("LOCAL_RANK", "0")) == 0:
         print(f"NOTE fit + test of {len(done)} domains on {a.devices} {a.accelerator} device(s), {a.precision}")
 
