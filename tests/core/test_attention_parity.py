@@ -204,6 +204,29 @@ def test_sdpa_uses_fused_cpu_kernel_for_unequal_head_sizes(d: int, dv: int) -> N
             torch.testing.assert_close(got.double(), want, atol=2e-5, rtol=1e-4)
 
 
+def test_sdpa_uses_fused_cpu_kernel_for_strided_head_dims() -> None:
+    """Inputs whose head dimension is strided (DANet's channel attention on a channels-last map: the tokens are
+    channels, the features are positions, stride C apart) still reach the fused kernel, not the math path."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from attnkit.core import ChannelAttention2d
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 16, 12, 10, generator=g).contiguous(memory_format=torch.channels_last)
+    feats = x.flatten(2).unsqueeze(1)  # (B, 1, C, N), stride C along N
+    assert feats.stride(-1) == 16
+    want = attention(-feats.double(), feats.double(), feats.double(), backend="math", scale=1.0)
+    block = ChannelAttention2d()
+    with torch.no_grad():
+        block.gamma.fill_(0.5)
+    ref = block(x.double().contiguous())
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):  # math is not allowed here: strided inputs would fail
+        got = attention(-feats, feats, feats, backend="sdpa", scale=1.0)
+        y = block(x)
+    torch.testing.assert_close(got.double(), want, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(y.double(), ref, atol=2e-5, rtol=1e-4)
+
+
 def test_weights_only_from_math() -> None:
     q = torch.randn(1, 2, 5, 4)
     with pytest.raises(BackendUnavailableError, match="weights"):
