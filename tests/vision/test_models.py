@@ -231,3 +231,35 @@ def test_msganet_fine_decoder_starts_as_the_paper_and_learns_detail_below_stride
         with torch.no_grad():
             accuracy[name] = (model.forward_with_aux(x).logits.argmax(1) == target).float().mean().item()
     assert accuracy["paper"] < 0.6 and accuracy["fine"] > 0.95, accuracy
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_conv_concat_is_the_convolution_of_the_concatenation(dims: int) -> None:
+    """The decoders' split convolution equals conv(cat(parts)): forward and every gradient, in float64 and in
+    channels-last; grouped convolutions fall back to the concatenation; a channel count mismatch is named."""
+    from attnkit.vision.models.blocks import conv_concat, sequential_concat
+
+    conv_t = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[dims]
+    g = torch.Generator().manual_seed(0)
+    size = (9,) * dims
+    conv = conv_t(7, 5, 3, stride=2, padding=1, dilation=1).double()
+    parts = [torch.randn(2, c, *size, generator=g, dtype=torch.float64, requires_grad=True) for c in (4, 1, 2)]
+    want = conv(torch.cat(parts, 1))
+    gw = torch.autograd.grad(want.square().sum(), [*parts, conv.weight, conv.bias])
+    got = conv_concat(conv, parts)
+    gg = torch.autograd.grad(got.square().sum(), [*parts, conv.weight, conv.bias])
+    torch.testing.assert_close(got, want)
+    for a, b in zip(gg, gw, strict=True):
+        torch.testing.assert_close(a, b)
+    block = torch.nn.Sequential(conv, torch.nn.ReLU())
+    torch.testing.assert_close(sequential_concat(block, parts), block(torch.cat(parts, 1)))
+    with pytest.raises(ValueError, match="6 channels together, the convolution takes 7"):
+        conv_concat(conv, parts[:1] + parts[2:])
+    grouped = conv_t(8, 4, 1, groups=2).double()
+    two = [torch.randn(1, 4, *size, generator=g, dtype=torch.float64) for _ in range(2)]
+    torch.testing.assert_close(conv_concat(grouped, two), grouped(torch.cat(two, 1)))
+    if dims == 2:
+        cl = torch.nn.Conv2d(48, 16, 3, padding=1).to(memory_format=torch.channels_last)
+        a = torch.randn(2, 32, 16, 16, generator=g).contiguous(memory_format=torch.channels_last)
+        b = torch.randn(2, 16, 16, 16, generator=g).contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(conv_concat(cl, [a, b]), cl(torch.cat([a, b], 1)), atol=1e-5, rtol=1e-5)

@@ -2,11 +2,57 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ConvBlock", "SegmentationHead", "segformer_init", "smp_decoder_init"]
+__all__ = ["ConvBlock", "SegmentationHead", "conv_concat", "segformer_init", "sequential_concat", "smp_decoder_init"]
+
+_ConvNd = nn.Conv1d | nn.Conv2d | nn.Conv3d
+
+
+def conv_concat(conv: _ConvNd, parts: Sequence[Tensor]) -> Tensor:
+    """``conv(torch.cat(parts, dim=1))`` without building the concatenation.
+
+    A convolution is linear in its input channels, so it equals the sum of each part convolved with its slice
+    of the weight (bias added once): the same parameters and function, up to float rounding. It is faster
+    where a decoder concatenates an upsampled map with a skip: on a 1-thread AVX-512 CPU in channels-last,
+    the x2 bilinear upsampling, concatenation and ``3x3`` convolution of TransDAE's full-resolution stage
+    (batch 4, 32 + 16 channels at 256x256) take 206 ms forward + backward instead of 328 ms, mostly because
+    the concatenation's backward hands the upsampling strided gradient slices, which take its slow path.
+    Falls back to the concatenation for grouped convolutions and non-zero padding modes.
+    """
+    if len(parts) == 1:
+        return conv(parts[0])
+    if conv.groups != 1 or conv.padding_mode != "zeros":
+        return conv(torch.cat(list(parts), dim=1))
+    total = sum(t.shape[1] for t in parts)
+    if total != conv.in_channels:
+        raise ValueError(f"the parts have {total} channels together, the convolution takes {conv.in_channels}")
+    out: Tensor | None = None
+    start = 0
+    for t in parts:
+        c = t.shape[1]
+        y = conv._conv_forward(t, conv.weight[:, start:start + c], None)
+        out = y if out is None else out + y
+        start += c
+    assert out is not None
+    if conv.bias is not None:
+        out = out + conv.bias.view(1, -1, *([1] * (out.dim() - 2)))
+    return out
+
+
+def sequential_concat(block: nn.Sequential, parts: Sequence[Tensor]) -> Tensor:
+    """``block(torch.cat(parts, dim=1))`` for a block that starts with a convolution, via :func:`conv_concat`."""
+    first, *rest = list(block)
+    if not isinstance(first, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+        return block(torch.cat(list(parts), dim=1))
+    y = conv_concat(first, parts)
+    for m in rest:
+        y = m(y)
+    return y
 
 
 def smp_decoder_init(decoder: nn.Module, head: nn.Module) -> None:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from attnkit.core import ChannelAttention2d, PositionAttention2d, SpatialSelfAttention2d
 from attnkit.core.attention import Backend
 from attnkit.core.models import configurable
+from attnkit.vision.models.blocks import sequential_concat
 from attnkit.vision.models.encoders import build_encoder
 from attnkit.vision.models.utransformer import check_input_size
 
@@ -120,9 +121,9 @@ class GuidedAttentionModule(nn.Module):
         self.step1 = _GuidedStep(channels, num_heads, backend, position_attention, kv_stride)
         self.step2 = _GuidedStep(channels, num_heads, backend, position_attention, kv_stride)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Return ``(attended (B, C, H, W), guiding loss, reconstruction loss)``."""
-        x = self.reduce(x)
+    def forward(self, *parts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(attended (B, C, H, W), guiding loss, reconstruction loss)`` for the channel concatenation of ``parts``."""
+        x = sequential_concat(self.reduce, parts)
         a1, e1, r1 = self.step1(x)
         h = a1 + x
         a2, e2, r2 = self.step2(h)
@@ -221,13 +222,13 @@ class MSGANet(nn.Module):
             else proj(f)
             for proj, f in zip(self.scales, feats, strict=True)
         ]
-        ms = self.fuse(torch.cat(per_scale, dim=1))
+        ms = sequential_concat(self.fuse, per_scale)
         preds, aux, refined = [], [], []
         guide = x.new_zeros(())
         recon = x.new_zeros(())
         modules = zip(self.attn, self.refine, self.heads, self.aux_heads, strict=True)
         for fs, (attn, refine, head, aux_head) in zip(per_scale, modules, strict=True):
-            a, g, r = attn(torch.cat([fs, ms], dim=1))
+            a, g, r = attn(fs, ms)
             refined.append(refine(a * ms))
             preds.append(head(refined[-1]))
             aux.append(aux_head(fs))
@@ -238,7 +239,7 @@ class MSGANet(nn.Module):
             s2 = all_feats[1]
             coarse = F.interpolate(torch.stack(refined).mean(0), size=s2.shape[-2:], mode="bilinear",
                                    align_corners=False)
-            logits = logits + up(self.fine(torch.cat([coarse, s2], dim=1)))
+            logits = logits + up(self.fine[1](sequential_concat(self.fine[0], [coarse, s2])))
         return SegmentationOutput(logits, [up(p) for p in preds + aux], {"guide": guide, "recon": recon})
 
     def forward(self, x: Tensor) -> Tensor:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from attnkit.core import attention
 from attnkit.core.attention import Backend
 from attnkit.core.models import configurable
-from attnkit.vision.models.blocks import segformer_init, smp_decoder_init
+from attnkit.vision.models.blocks import segformer_init, sequential_concat, smp_decoder_init
 
 __all__ = [
     "ChannelTransposedAttention",
@@ -480,12 +480,10 @@ class TransDAE(nn.Module):
         y = feats[-1]
         for skip, block in zip(feats[-2::-1], self.decoder, strict=True):
             y = F.interpolate(y, size=skip.shape[2:], mode=mode, align_corners=False)
-            y = block(torch.cat([y, skip], dim=1))
+            y = sequential_concat(block, [y, skip])
         for i, block in enumerate(self.expand):
             y = F.interpolate(y, scale_factor=2.0, mode=mode, align_corners=False)
-            if len(self.fine_skips):
-                y = torch.cat([y, self.fine_skips[i](x)], dim=1)
-            y = block(y)
+            y = sequential_concat(block, [y, self.fine_skips[i](x)]) if len(self.fine_skips) else block(y)
         y = self.head(y)
         crop = (slice(None), slice(None), *(slice(0, s) for s in sizes))
         return y[crop]

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnkit.core import CrossAttentionGate2d, SpatialSelfAttention2d
 from attnkit.core.attention import Backend
 from attnkit.core.models import configurable
-from attnkit.vision.models.blocks import ConvBlock, SegmentationHead, smp_decoder_init
+from attnkit.vision.models.blocks import ConvBlock, SegmentationHead, sequential_concat, smp_decoder_init
 from attnkit.vision.models.encoders import build_encoder
 
 __all__ = ["UTransformer", "check_input_size"]
@@ -155,7 +154,7 @@ class UTransformer(nn.Module):
                 skip = skips[i]
                 gated = skip if isinstance(gate, nn.Identity) else gate(skip, y)
                 y = F.interpolate(y, size=skip.shape[-2:], mode="nearest")
-                y = block(torch.cat([y, gated], dim=1))
+                y = sequential_concat(block, [y, gated])
             else:
                 y = block(F.interpolate(y, scale_factor=2.0, mode="nearest"))
         return self.head(y, x.shape[-2:])
