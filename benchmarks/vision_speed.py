@@ -7,7 +7,8 @@ sliding windows (256, overlap 0.25, Gaussian blending), as the MoNuSeg evaluatio
 ``attention_kv_stride``); the others are the paper-faithful defaults. ``--profile N`` prints the N
 most expensive operators of one training step per model (torch.profiler, CPU) before timing. Models are
 timed round-robin and the median is reported, so load from other processes hits all of them alike; ratios
-are against smp Unet (train step time and inference time: lower is faster).
+are against smp Unet (train step time and inference time: lower is faster), in the same memory format:
+channels-last by default, as ``SegmentationTask`` runs every model (``--memory-format contiguous`` or ``both``).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/vision_speed.py --threads 1 --repeats 3
 
@@ -118,8 +119,9 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--bf16", action="store_true", help="CPU bf16 autocast")
     ap.add_argument("--patch", type=int, default=256, help="training patch and sliding-window size")
-    ap.add_argument("--memory-format", choices=["contiguous", "channels_last", "both"], default="contiguous",
-                    help="weights and inputs in this memory format; 'both' times every model in each")
+    ap.add_argument("--memory-format", choices=["contiguous", "channels_last", "both"], default="channels_last",
+                    help="weights and inputs in this memory format (default: SegmentationTask's); 'both' times "
+                         "every model in each")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the N top operators per model")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -18,15 +18,22 @@ SMALL = ["--data.patch_size", "64", "--model.patch_size", "64", "--data.batch_si
          "--data.samples_per_epoch", "2"]
 
 
+def tiny_net(model: str, *, fine: bool = False) -> torch.nn.Module:
+    """A small instance of each segmentation model (``fine``: TransDAE's fine skips, MSGANet's fine decoder)."""
+    if model == "utransformer":
+        return UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8))
+    if model == "msga":
+        return MSGANet(TINY, channels=16, fine_decoder=fine)
+    if model == "unet":
+        return smp.Unet(TINY, encoder_weights=None, classes=2, decoder_channels=(32, 16, 16, 8, 8))
+    return TransDAE(dims=(16, 32, 32, 64), depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4),
+                    decoder_channels=(32, 16, 16, 8, 8), interaction_dim=16, fine_skips=fine)
+
+
 @pytest.mark.parametrize("model", ["utransformer", "msga", "unet", "transdae"])
 def test_task_overfits_one_batch(model: str, monuseg_root: Path) -> None:
     torch.manual_seed(0)
-    net = {"utransformer": lambda: UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8)),
-           "msga": lambda: MSGANet(TINY, channels=16),
-           "unet": lambda: smp.Unet(TINY, encoder_weights=None, classes=2, decoder_channels=(32, 16, 16, 8, 8)),
-           "transdae": lambda: TransDAE(dims=(16, 32, 32, 64), depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4),
-                                        decoder_channels=(32, 16, 16, 8, 8), interaction_dim=16)}
-    task = SegmentationTask(net[model](), patch_size=64,
+    task = SegmentationTask(tiny_net(model), patch_size=64,
                             optimizer=lambda p: torch.optim.Adam(p, lr=3e-3))
     dm = MoNuSegDataModule(root=str(monuseg_root), patch_size=64, batch_size=2, samples_per_epoch=2,
                            augment=False)
@@ -42,6 +49,56 @@ def test_task_overfits_one_batch(model: str, monuseg_root: Path) -> None:
         opt.step()
         losses.append(loss.item())
     assert min(losses[-3:]) < 0.8 * losses[0], losses
+
+
+@pytest.mark.parametrize("model", ["utransformer", "msga", "unet", "transdae"])
+def test_channels_last_task_computes_the_same_loss_and_gradients(model: str) -> None:
+    """memory_format="channels_last" (the default) changes the layout, not the function: the same weights give
+    the same loss and gradients as the contiguous layout, the convolutions get NHWC weights and inputs, and the
+    weights stay NHWC through an optimiser step and load into a contiguous task unchanged."""
+    torch.manual_seed(0)
+    base = tiny_net(model, fine=True)
+    tasks = {}
+    for fmt in ("contiguous", "channels_last"):
+        m = tiny_net(model, fine=True)
+        m.load_state_dict(base.state_dict())
+        tasks[fmt] = SegmentationTask(m, memory_format=fmt, optimizer=lambda p: torch.optim.Adam(p, lr=1e-3))
+        tasks[fmt].train()
+    nhwc = torch.channels_last
+    convs = [w for w in tasks["channels_last"].model.parameters() if w.dim() == 4 and w.shape[-1] > 1]
+    assert convs and all(w.is_contiguous(memory_format=nhwc) for w in convs)
+    assert all(w.is_contiguous() for w in tasks["contiguous"].model.parameters())
+    seen = []
+    first = next(mod for mod in tasks["channels_last"].model.modules() if isinstance(mod, torch.nn.Conv2d))
+    first.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].is_contiguous(memory_format=nhwc)))
+    g = torch.Generator().manual_seed(1)
+    batch = {"image": torch.randn(2, 3, 64, 64, generator=g), "mask": torch.randint(0, 2, (2, 64, 64), generator=g)}
+    losses, grads = {}, {}
+    for fmt, task in tasks.items():
+        torch.manual_seed(2)
+        loss = task.training_step(batch, 0)
+        loss.backward()
+        losses[fmt] = loss.item()
+        grads[fmt] = {n: p.grad for n, p in task.model.named_parameters() if p.grad is not None}
+    assert seen and all(seen)
+    assert losses["channels_last"] == pytest.approx(losses["contiguous"], rel=1e-5)
+    assert grads["channels_last"].keys() == grads["contiguous"].keys()
+    for name, want in grads["contiguous"].items():
+        torch.testing.assert_close(grads["channels_last"][name], want, atol=1e-4, rtol=1e-3, msg=name)
+    opt = tasks["channels_last"].configure_optimizers()
+    opt.step()
+    assert all(w.is_contiguous(memory_format=nhwc) for w in convs)
+    plain = SegmentationTask(tiny_net(model, fine=True), memory_format="contiguous")
+    plain.load_state_dict(tasks["channels_last"].state_dict())
+    x = torch.randn(1, 3, 64, 64, generator=g)
+    plain.eval(), tasks["channels_last"].eval()
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), tasks["channels_last"](x), atol=1e-4, rtol=1e-4)
+
+
+def test_task_rejects_unknown_memory_format() -> None:
+    with pytest.raises(ValueError, match="memory_format must be 'channels_last' or 'contiguous'"):
+        SegmentationTask(smp.Unet(TINY, encoder_weights=None, classes=2), memory_format="nhwc")  # type: ignore[arg-type]
 
 
 def test_task_reports_class_count_mismatch() -> None:
