@@ -76,8 +76,8 @@ class SegmentationTask(Task):
         save_probabilities: probability maps ``predict`` writes: ``"png"`` (16-bit), ``"npy"``, ``"tif"``
             (float32) or ``"none"``.
         memory_format: layout of the model's convolution weights and of every input it sees.
-            ``"channels_last"`` (NHWC; default): the same function, and on a 1-thread AVX-512 CPU 1.45x the
-            training and 1.40x the inference speed of the smp U-Net, 1.1-1.45x for attnkit's attention U-Nets
+            ``"channels_last"`` (NHWC; default): the same function, and on a 1-thread AVX-512 CPU 1.43x the
+            training and 1.35x the inference speed for the smp U-Net, 1.05-1.43x for attnkit's attention U-Nets
             (docs/benchmarks.md); the usual choice on GPUs for convolutions under mixed precision too.
             ``"contiguous"``: PyTorch's default NCHW layout.
         optimizer: builds the optimiser.
