@@ -91,7 +91,8 @@ def test_channels_last_task_computes_the_same_loss_and_gradients(model: str) -> 
     plain = SegmentationTask(tiny_net(model, fine=True), memory_format="contiguous")
     plain.load_state_dict(tasks["channels_last"].state_dict())
     x = torch.randn(1, 3, 64, 64, generator=g)
-    plain.eval(), tasks["channels_last"].eval()
+    plain.eval()
+    tasks["channels_last"].eval()
     with torch.no_grad():
         torch.testing.assert_close(plain(x), tasks["channels_last"](x), atol=1e-4, rtol=1e-4)
 

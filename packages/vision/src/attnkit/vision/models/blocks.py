@@ -45,11 +45,17 @@ def conv_concat(conv: _ConvNd, parts: Sequence[Tensor]) -> Tensor:
 
 
 def sequential_concat(block: nn.Sequential, parts: Sequence[Tensor]) -> Tensor:
-    """``block(torch.cat(parts, dim=1))`` for a block that starts with a convolution, via :func:`conv_concat`."""
+    """``block(torch.cat(parts, dim=1))`` via :func:`conv_concat`, for a block that starts with a convolution.
+
+    A block that starts with a block (MSGANet's fine decoder: conv-BN-PReLU, then a head) is followed into.
+    """
     first, *rest = list(block)
-    if not isinstance(first, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+    if isinstance(first, nn.Sequential):
+        y = sequential_concat(first, parts)
+    elif isinstance(first, _ConvNd):
+        y = conv_concat(first, parts)
+    else:
         return block(torch.cat(list(parts), dim=1))
-    y = conv_concat(first, parts)
     for m in rest:
         y = m(y)
     return y

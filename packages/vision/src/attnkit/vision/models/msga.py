@@ -239,7 +239,7 @@ class MSGANet(nn.Module):
             s2 = all_feats[1]
             coarse = F.interpolate(torch.stack(refined).mean(0), size=s2.shape[-2:], mode="bilinear",
                                    align_corners=False)
-            logits = logits + up(self.fine[1](sequential_concat(self.fine[0], [coarse, s2])))
+            logits = logits + up(sequential_concat(self.fine, [coarse, s2]))
         return SegmentationOutput(logits, [up(p) for p in preds + aux], {"guide": guide, "recon": recon})
 
     def forward(self, x: Tensor) -> Tensor:
