@@ -216,7 +216,7 @@ def test_sdpa_uses_fused_cpu_kernel_for_strided_head_dims() -> None:
     feats = x.flatten(2).unsqueeze(1)  # (B, 1, C, N), stride C along N
     assert feats.stride(-1) == 16
     want = attention(-feats.double(), feats.double(), feats.double(), backend="math", scale=1.0)
-    block = ChannelAttention2d()
+    block = ChannelAttention2d(backend="sdpa")
     with torch.no_grad():
         block.gamma.fill_(0.5)
     ref = block(x.double().contiguous())

@@ -189,6 +189,64 @@ def test_channel_attention_matches_danet_formula() -> None:
     assert torch.equal(ChannelAttention2d()(x.float()), x.float())  # gamma starts at 0: identity
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_channel_attention_direct_path_matches_attention_backends(layout: str) -> None:
+    """The default path (two batched matmuls, no subnormals) against the reference attention in float64:
+    values and every gradient, the input's memory layout kept, explicit backends still dispatched."""
+    from attnkit.core import record_backends
+    from attnkit.core.layers import channel_attention
+
+    g = torch.Generator().manual_seed(1)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x = torch.randn(2, 8, 5, 6, generator=g, dtype=torch.float64).contiguous(memory_format=fmt)
+    x.requires_grad_(True)
+    fast, ref = ChannelAttention2d().double(), ChannelAttention2d(backend="math").double()
+    with torch.no_grad():
+        fast.gamma.fill_(0.6)
+        ref.gamma.fill_(0.6)
+    up = torch.randn(2, 8, 5, 6, generator=g, dtype=torch.float64)
+    y_fast, y_ref = fast(x), ref(x)
+    torch.testing.assert_close(y_fast, y_ref)
+    assert y_fast.is_contiguous(memory_format=fmt)
+    grads_fast = torch.autograd.grad((y_fast * up).sum(), (x, fast.gamma))
+    grads_ref = torch.autograd.grad((y_ref * up).sum(), (x, ref.gamma))
+    for a, b in zip(grads_fast, grads_ref, strict=True):
+        torch.testing.assert_close(a, b)
+    with record_backends() as used:
+        ref(x)
+    assert used == ["math"]
+    with record_backends() as used:
+        fast(x)
+    assert used == []  # the direct path does not go through attention()
+    # a volume: any number of spatial dims
+    v = torch.randn(1, 4, 3, 2, 2, generator=g, dtype=torch.float64)
+    fv = v.flatten(2)
+    ev = fv @ fv.transpose(1, 2)
+    torch.testing.assert_close(channel_attention(v),
+                               (torch.softmax(ev.amax(-1, keepdim=True) - ev, dim=-1) @ fv).view_as(v))
+
+
+def test_channel_attention_with_huge_energies_keeps_float32_accuracy() -> None:
+    """DANet's energies are unscaled: on a 64x64 map they run into the thousands and most softmax weights
+    underflow. The floor on tiny weights must not change the float32 result beyond rounding."""
+    from attnkit.core.layers import channel_attention
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.relu(torch.randn(2, 16, 32, 32, generator=g)) * 3  # energies ~ 1e4
+    f = x.double().flatten(2)
+    energy = f @ f.transpose(1, 2)
+    want = (torch.softmax(energy.amax(-1, keepdim=True) - energy, dim=-1) @ f).view_as(x)
+    got = channel_attention(x.contiguous(memory_format=torch.channels_last))
+    assert (energy.amax(-1) - energy.amin(-1)).min() > 1000  # most weights are far below float32's tiny
+    # the float32 formula without the floor: its error (from rounding energies of ~1e4) bounds ours
+    f32 = x.flatten(2)
+    e32 = f32 @ f32.transpose(1, 2)
+    plain = (torch.softmax(e32.amax(-1, keepdim=True) - e32, dim=-1) @ f32).view_as(x)
+    err_plain = (plain.double() - want).abs().max().item()
+    assert 0 < err_plain < 1e-3
+    assert (got.double() - want).abs().max().item() <= 1.5 * err_plain
+
+
 def test_position_attention_matches_danet_formula() -> None:
     """DANet PAM written out with 1x1 convolutions and bmm, as the paper's code does, in float64."""
     torch.manual_seed(0)

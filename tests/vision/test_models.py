@@ -138,8 +138,9 @@ def test_msga_aux_outputs_and_losses() -> None:
     x = torch.randn(2, 3, 64, 64)
     with record_backends() as used:
         out = model.forward_with_aux(x)
-    # 4 scales x 2 guided steps x (position + channel attention)
-    assert len(used) == 16
+    # 4 scales x 2 guided steps x position attention through attention(); the channel attention runs as
+    # direct products by default (attnkit.core.layers.channel_attention)
+    assert len(used) == 8
     assert out.logits.shape == (2, 2, 64, 64)
     assert len(out.aux_logits) == 8 and all(a.shape == (2, 2, 64, 64) for a in out.aux_logits)
     assert set(out.aux_losses) == {"guide", "recon"}
@@ -265,3 +266,73 @@ def test_conv_concat_is_the_convolution_of_the_concatenation(dims: int) -> None:
         a = torch.randn(2, 32, 16, 16, generator=g).contiguous(memory_format=torch.channels_last)
         b = torch.randn(2, 16, 16, 16, generator=g).contiguous(memory_format=torch.channels_last)
         torch.testing.assert_close(conv_concat(cl, [a, b]), cl(torch.cat([a, b], 1)), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("num_parameters", [1, 3])
+@pytest.mark.parametrize("shape", [(2, 3, 5), (2, 3, 4, 5), (1, 3, 2, 3, 4)])
+def test_prelu_matches_torch_in_value_and_gradients(num_parameters: int, shape: tuple[int, ...]) -> None:
+    """attnkit's PReLU (branch-free backward) against torch.nn.PReLU in float64, zeros included; channels-last
+    maps keep their layout; same parameter name and initial value (checkpoints load either way)."""
+    from attnkit.vision.models.blocks import PReLU, _PReLUFunction
+
+    g = torch.Generator().manual_seed(0)
+    ours, ref = PReLU(num_parameters).double(), torch.nn.PReLU(num_parameters).double()
+    assert ours.state_dict().keys() == ref.state_dict().keys()
+    torch.testing.assert_close(ours.weight, ref.weight)
+    with torch.no_grad():
+        w = torch.rand(num_parameters, generator=g, dtype=torch.float64)
+        ours.weight.copy_(w)
+        ref.weight.copy_(w)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64)
+    x.view(-1)[::4] = 0.0  # the kink: the slope side, as in PyTorch
+    up = torch.randn(*shape, generator=g, dtype=torch.float64)
+    if len(shape) == 4:
+        x, up = x.contiguous(memory_format=torch.channels_last), up.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    y, y_ref = ours(x), ref(x)
+    torch.testing.assert_close(y, y_ref)
+    got = torch.autograd.grad((y * up).sum(), (x, ours.weight))
+    want = torch.autograd.grad((y_ref * up).sum(), (x, ref.weight))
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)
+    if len(shape) == 4:
+        assert got[0].is_contiguous(memory_format=torch.channels_last)
+    # and against finite differences, away from the kink
+    xs = (torch.rand(2, 3, 4, generator=g, dtype=torch.float64) + 0.1) * torch.tensor([1.0, -1.0]).repeat(6)[:4]
+    assert torch.autograd.gradcheck(_PReLUFunction.apply, (xs.requires_grad_(True), w.clone().requires_grad_(True)))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize(("dims", "kernel", "groups", "sizes"),
+                         [(2, 7, 6, (11, 13)), (2, 5, 1, (10, 9)), (3, 3, 4, (7, 5, 8)), (1, 7, 1, (17,))])
+def test_dilated_conv_on_sub_grids_is_the_dilated_convolution(layout: str, dims: int, kernel: int, groups: int,
+                                                              sizes: tuple[int, ...]) -> None:
+    """Space-to-batch against the dilated convolution in float64: values and every gradient, sizes that are not
+    multiples of the dilation, grouped and dense weights, the layout kept; other convolutions fall back."""
+    from attnkit.vision.models.blocks import dilated_conv
+
+    conv_cls = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[dims]
+    g = torch.Generator().manual_seed(dims * kernel)
+    torch.manual_seed(dims * kernel)
+    channels = 6 if dims == 2 else 4
+    conv = conv_cls(channels, channels if groups > 1 else 5, kernel, padding=3 * (kernel // 2), dilation=3,
+                    groups=groups).double()
+    x = torch.randn(2, conv.in_channels, *sizes, generator=g, dtype=torch.float64)
+    fmt = {2: torch.channels_last, 3: torch.channels_last_3d}.get(dims)
+    if layout == "channels_last" and fmt is not None:
+        x = x.contiguous(memory_format=fmt)
+    x.requires_grad_(True)
+    want, got = conv(x), dilated_conv(conv, x)
+    torch.testing.assert_close(got, want)
+    if layout == "channels_last" and fmt is not None:
+        assert got.is_contiguous(memory_format=fmt)
+    up = torch.randn(want.shape, generator=g, dtype=torch.float64)
+    params = (x, conv.weight, conv.bias)
+    for a, b in zip(torch.autograd.grad((got * up).sum(), params), torch.autograd.grad((want * up).sum(), params),
+                    strict=True):
+        torch.testing.assert_close(a, b)
+    # not a "same" dilated convolution: the plain call
+    for other in (conv_cls(4, 4, 3, padding=1), conv_cls(4, 4, 3, padding=2, dilation=2, stride=2),
+                  conv_cls(4, 4, 3, padding=1, dilation=2)):
+        y = torch.randn(1, 4, *([9] * dims))
+        torch.testing.assert_close(dilated_conv(other, y), other(y))

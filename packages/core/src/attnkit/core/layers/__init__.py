@@ -16,6 +16,7 @@ from attnkit.core.layers.spatial import (
     PositionalEncoding2d,
     PositionAttention2d,
     SpatialSelfAttention2d,
+    channel_attention,
 )
 from attnkit.core.layers.transformer import FeedForward, TransformerEncoder, TransformerEncoderLayer
 
@@ -36,6 +37,7 @@ __all__ = [
     "SpatialSelfAttention2d",
     "TransformerEncoder",
     "TransformerEncoderLayer",
+    "channel_attention",
     "from_torch_encoder",
     "from_torch_encoder_layer",
     "from_torch_mha",

@@ -8,7 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ConvBlock", "SegmentationHead", "conv_concat", "segformer_init", "sequential_concat", "smp_decoder_init"]
+__all__ = [
+    "ConvBlock", "PReLU", "SegmentationHead", "conv_concat", "dilated_conv", "segformer_init", "sequential_concat",
+    "smp_decoder_init",
+]
 
 _ConvNd = nn.Conv1d | nn.Conv2d | nn.Conv3d
 
@@ -44,6 +47,57 @@ def conv_concat(conv: _ConvNd, parts: Sequence[Tensor]) -> Tensor:
     return out
 
 
+def dilated_conv(conv: nn.modules.conv._ConvNd, x: Tensor) -> Tensor:
+    """``conv(x)`` for a dilated, stride-1, "same"-padded convolution, run undilated on ``d^n`` sub-grids.
+
+    A convolution with dilation ``d`` only ever combines pixels ``d`` apart, so it equals an undilated
+    convolution (same weight) applied separately to each of the ``d^n`` interleaved sub-grids
+    ``x[..., i::d, j::d]`` (space-to-batch): the map is zero-padded to a multiple of ``d``, its sub-grids stacked
+    along the batch, convolved, and interleaved back. Same parameters and function, up to float rounding. On a
+    1-thread AVX-512 CPU, PyTorch's dilated depthwise kernels are several times slower than its undilated ones
+    (TransDAE's large-kernel attention, ``7x7`` depthwise with dilation 3 on ``4 x 64 x 64 x 64``: 78 ms forward
+    + backward, 42 ms this way). Keeps the input's memory layout. Falls back to ``conv(x)`` where the
+    rearrangement does not apply (stride, unequal dilations, padding other than ``dilation * (kernel // 2)``
+    with zeros, even kernels, no dilation).
+    """
+    n = x.dim() - 2
+    d = conv.dilation[0]
+    k = conv.kernel_size
+    if (d == 1 or any(v != d for v in conv.dilation) or any(s != 1 for s in conv.stride)
+            or conv.padding_mode != "zeros" or isinstance(conv.padding, str)
+            or any(kk % 2 == 0 for kk in k) or any(p != d * (kk // 2) for p, kk in zip(conv.padding, k, strict=True))):
+        return conv(x)
+    b, c, *sizes = x.shape
+    cl_format = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.dim())
+    channels_last = cl_format is not None and c > 1 and x.is_contiguous(memory_format=cl_format)
+    sub = [-(-s // d) for s in sizes]
+    pad: list[int] = []
+    for s, m in zip(reversed(sizes), reversed(sub), strict=True):
+        pad += [0, m * d - s]
+    if channels_last:  # work on the (B, *S, C) view: every copy below is then channels-last
+        t = F.pad(x.movedim(1, -1), [0, 0, *pad]).reshape(b, *[v for m in sub for v in (m, d)], c)
+        t = t.permute(0, *[2 + 2 * i for i in range(n)], *[1 + 2 * i for i in range(n)], 2 * n + 1)
+        grids = t.reshape(b * d**n, *sub, c).movedim(-1, 1)
+    else:
+        t = F.pad(x, pad).reshape(b, c, *[v for m in sub for v in (m, d)])
+        t = t.permute(0, *[3 + 2 * i for i in range(n)], 1, *[2 + 2 * i for i in range(n)])
+        grids = t.reshape(b * d**n, c, *sub)
+    y = _CONV_FN[n](grids, conv.weight, conv.bias, 1, [kk // 2 for kk in k], 1, conv.groups)
+    o = y.shape[1]
+    if channels_last and cl_format is not None:
+        t = y.movedim(1, -1).reshape(b, *[d] * n, *sub, o)
+        t = t.permute(0, *[v for i in range(n) for v in (n + 1 + i, 1 + i)], 2 * n + 1)
+        t = t.reshape(b, *[m * d for m in sub], o)
+        out = t[(slice(None), *[slice(0, s) for s in sizes])].movedim(-1, 1)
+        return out.contiguous(memory_format=cl_format)
+    t = y.reshape(b, *[d] * n, o, *sub)
+    t = t.permute(0, n + 1, *[v for i in range(n) for v in (n + 2 + i, 1 + i)]).reshape(b, o, *[m * d for m in sub])
+    return t[(slice(None), slice(None), *[slice(0, s) for s in sizes])].contiguous()
+
+
+_CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
 def sequential_concat(block: nn.Sequential, parts: Sequence[Tensor]) -> Tensor:
     """``block(torch.cat(parts, dim=1))`` via :func:`conv_concat`, for a block that starts with a convolution.
 
@@ -59,6 +113,48 @@ def sequential_concat(block: nn.Sequential, parts: Sequence[Tensor]) -> Tensor:
     for m in rest:
         y = m(y)
     return y
+
+
+class _PReLUFunction(torch.autograd.Function):
+    """``prelu(x, w)`` whose backward has no data-dependent branch (see :class:`PReLU`)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor, weight: Tensor) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        return F.prelu(x, weight)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        x, weight = ctx.saved_tensors  # type: ignore[attr-defined]
+        w = weight.view(1, -1, *([1] * (x.dim() - 2))) if x.dim() >= 2 else weight
+        # the incoming gradient where x <= 0 (where the slope applies), by ReLU's vectorised backward
+        neg = grad - torch.ops.aten.threshold_backward(grad, x, 0)
+        grad_x = torch.addcmul(grad, neg, w - 1) if ctx.needs_input_grad[0] else None  # type: ignore[attr-defined]
+        grad_w = None
+        if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
+            prod = neg * x
+            if weight.numel() == 1:
+                grad_w = prod.sum().reshape(weight.shape)
+            else:
+                dims = [d for d in range(prod.dim()) if d != 1]
+                grad_w = prod.sum(dim=dims).reshape(weight.shape)
+        return grad_x, grad_w
+
+
+class PReLU(nn.PReLU):
+    """:class:`torch.nn.PReLU` (same parameter, initialisation and function) with a faster backward on CPUs.
+
+    PyTorch's PReLU backward picks ``grad`` or ``weight * grad`` per element with a branch: on random-sign
+    activations the branch is mispredicted half the time, and on a 1-thread AVX-512 CPU it takes 6 ms for a
+    ``4 x 64 x 64 x 64`` map, 15 times its forward (MSGANet runs 42 of them per training step). Here the
+    gradient is built from ReLU's vectorised backward and fused multiply-adds: 3.6 ms, the same values.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Elementwise ``max(0, x) + weight * min(0, x)``."""
+        out = _PReLUFunction.apply(x, self.weight)
+        assert isinstance(out, Tensor)
+        return out
 
 
 def smp_decoder_init(decoder: nn.Module, head: nn.Module) -> None:

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from attnkit.core import ChannelAttention2d, PositionAttention2d, SpatialSelfAttention2d
 from attnkit.core.attention import Backend
 from attnkit.core.models import configurable
-from attnkit.vision.models.blocks import sequential_concat
+from attnkit.vision.models.blocks import PReLU, sequential_concat
 from attnkit.vision.models.encoders import build_encoder
 from attnkit.vision.models.utransformer import check_input_size
 
@@ -39,7 +39,7 @@ class SegmentationOutput(NamedTuple):
 
 def _cbr(cin: int, cout: int, k: int = 3) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout),
-                         nn.PReLU())
+                         PReLU())
 
 
 class _EncoderDecoder(nn.Module):
