@@ -319,3 +319,40 @@ def test_int16_masks_give_the_same_augmented_patches_as_int64(tmp_path: Path, fi
             assert x["mask"].dtype == y["mask"].dtype == torch.long
             assert torch.equal(x["mask"], y["mask"]) and torch.equal(x["image"], y["image"])
         assert any((x["mask"] == IGNORE_INDEX).any() for x in a)
+
+
+def test_scale_resamples_training_images_and_serves_evaluation_images_rescaled(tmp_path: Path,
+                                                                               fixtures: Any) -> None:
+    """``scale``: training pairs resampled once (image antialiased, mask nearest: only class values), patches
+    cut from them; whole images served rescaled with mask and raw image at the original size."""
+    from attnkit.vision.data import ImageDataset, rescale_pair
+
+    _pair_dirs(tmp_path, fixtures, size=(40, 48))
+    args = {"root": str(tmp_path), "train_images": "img", "train_masks": "mask", "val_images": "img",
+            "val_masks": "mask", "patch_size": 16, "samples_per_epoch": 4, "batch_size": 4}
+    dm = FolderSegmentationDataModule(**args, scale=0.5)
+    full = dm.load_split("train")[0]
+    small = rescale_pair(full, 0.5)
+    assert small.image.shape == (3, 20, 24) and small.image.dtype == np.uint8
+    assert small.mask is not None and full.mask is not None and small.mask.shape == (20, 24)
+    assert set(np.unique(small.mask)) <= set(np.unique(full.mask))
+    # nearest neighbour at a factor 2: every mask pixel is one of the pixels it covers
+    assert np.array_equal(small.mask, full.mask[1::2, 1::2]) or np.array_equal(small.mask, full.mask[::2, ::2])
+    # antialiased: the mean colour is kept (a plain subsampling would not average)
+    assert abs(small.image.astype(float).mean() - full.image.astype(float).mean()) < 2.0
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (4, 3, 16, 16)
+    patch_images = {tuple(t.shape) for t in dm.train_dataloader().dataset.images}  # type: ignore[attr-defined]
+    assert patch_images == {(3, 20, 24)}
+    item = ImageDataset(dm.load_split("val"), scale=0.5)[0]
+    assert item["image"].shape == (3, 20, 24)  # type: ignore[union-attr]
+    assert item["mask"].shape == (40, 48) and item["raw"].shape == (3, 40, 48)  # type: ignore[union-attr]
+    val = next(iter(dm.val_dataloader()))
+    assert val["image"][0].shape == (3, 20, 24) and val["mask"][0].shape == (40, 48)
+    # scale 1 changes nothing; a bad scale is named
+    one = FolderSegmentationDataModule(**args)
+    assert next(iter(one.val_dataloader()))["image"][0].shape == (3, 40, 48)
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        FolderSegmentationDataModule(**args, scale=0)
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        PH2DataModule(scale=-1.0)

@@ -239,3 +239,47 @@ def test_a_null_two_class_levels_down_reaches_the_model(option: list[str], capsy
         main(["fit", "-c", "utransformer-isbi2012", "--model.init_args.model.init_args.gate_stride=2",
               "--print_config"])
     assert yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]["model"]["init_args"]["gate_stride"] == 2
+
+
+class _RedThreshold(torch.nn.Module):
+    """Class 1 where the normalised red channel is below 0.6 (the fixtures' dark disks): a fixed 'perfect'
+    segmenter of the blobs, so any loss of quality comes from how the task handles the scale."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.bias.copy_(torch.tensor([0.0, 6.0]))
+            self.conv.weight[1, 0] = -10.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def test_scaled_data_is_evaluated_and_predicted_at_the_original_resolution(monuseg_root: Path,
+                                                                          tmp_path: Path) -> None:
+    """``--data.scale``: the model sees half-size images; the task resamples its logits back, so metrics
+    compare with the full-size masks and the written masks have the images' size."""
+    scores = {}
+    for scale in (1.0, 0.5):
+        task = SegmentationTask(_RedThreshold(), patch_size=None, pad_multiple=1, output_dir=str(tmp_path / "p"))
+        dm = MoNuSegDataModule(root=str(monuseg_root), scale=scale,
+                               predict_dir=str(monuseg_root / "monuseg" / "Test_Folder" / "img"))
+        trainer = Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                          enable_model_summary=False)
+        seen: list[tuple[int, ...]] = []
+
+        def record(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor,
+                   seen: list[tuple[int, ...]] = seen) -> None:
+            seen.append(tuple(inputs[0].shape[-2:]))
+
+        task.model.register_forward_hook(record)
+        [res] = trainer.test(task, dm, verbose=False)
+        scores[scale] = res["test/dice"]
+        assert set(seen) == ({(72, 80)} if scale == 1 else {(36, 40)})
+        trainer.predict(task, dm)
+        for mask in (tmp_path / "p").glob("*_mask.png"):
+            assert np.asarray(Image.open(mask)).shape == (72, 80)
+    assert scores[1.0] > 0.95
+    assert 0.85 < scores[0.5] <= scores[1.0]  # boundaries blur at half size, nothing else

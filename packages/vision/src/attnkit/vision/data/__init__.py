@@ -14,7 +14,7 @@ if TYPE_CHECKING:
         MoNuSegDataModule,
         PH2DataModule,
     )
-    from attnkit.vision.data.datasets import ImageDataset, PatchDataset, normalise
+    from attnkit.vision.data.datasets import ImageDataset, PatchDataset, normalise, rescale_pair
     from attnkit.vision.data.formats import (
         IGNORE_INDEX,
         ImageFormatError,
@@ -36,6 +36,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "ImageDataset": "attnkit.vision.data.datasets:ImageDataset",
     "PatchDataset": "attnkit.vision.data.datasets:PatchDataset",
     "normalise": "attnkit.vision.data.datasets:normalise",
+    "rescale_pair": "attnkit.vision.data.datasets:rescale_pair",
     "IGNORE_INDEX": "attnkit.vision.data.formats:IGNORE_INDEX",
     "ImageFormatError": "attnkit.vision.data.formats:ImageFormatError",
     "list_images": "attnkit.vision.data.formats:list_images",
@@ -70,4 +71,5 @@ __all__ = [
     "pair_files",
     "read_image",
     "read_pair_list",
+    "rescale_pair",
 ]

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from attnkit.core.data import dataset_dir, fetch
 from attnkit.core.data.distributed import eval_sampler, global_seed
 from attnkit.vision.data.augment import SegmentationAugment
-from attnkit.vision.data.datasets import ImageDataset, PatchDataset, PatchSampler
+from attnkit.vision.data.datasets import ImageDataset, PatchDataset, PatchSampler, rescale_pair
 from attnkit.vision.data.formats import (
     DEFAULT_PATTERN,
     ImageFormatError,
@@ -90,6 +90,11 @@ class FolderSegmentationDataModule(LightningDataModule):
         ignore_value: raw mask value meaning "don't care" (ignored like pixels outside the field of view).
         intensity: how images that are not 8-bit become 8-bit: ``"percentile"`` (each image's 0.5 / 99.5
             percentiles to 0 / 255) or ``"dtype"`` (divide by the dtype's range, e.g. 65535).
+        scale: resample every image by this factor before the model sees it (``0.5`` halves each side, so a
+            ``patch_size`` patch covers 4x the area of the original image). Training images are resampled
+            once (bilinear, antialiased; masks by nearest neighbour) and patches cut from them; validation,
+            test and prediction images are resampled as they are served, and the task resamples its logits
+            back to the original size, so losses, metrics and written masks are at the original resolution.
 
     """
 
@@ -124,9 +129,14 @@ class FolderSegmentationDataModule(LightningDataModule):
         id_regex: str | None = None,
         ignore_value: int | None = None,
         intensity: Intensity = "percentile",
+        scale: float = 1.0,
     ) -> None:
         super().__init__()
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0 (0.5 halves each side of every image), got {scale}")
         self.save_hyperparameters()
+        self.scale = float(scale)
+        self._scaled_train: list[SegmentationPair] | None = None
         self.root = root
         self.num_classes, self.in_channels = num_classes, in_channels
         self.mask_values = mask_values
@@ -188,14 +198,19 @@ class FolderSegmentationDataModule(LightningDataModule):
         Patches are a pure function of (``seed_everything`` seed, epoch, index), so N processes train on
         distinct patches and a resumed run draws the same ones.
         """
-        ds = PatchDataset(self.load_split("train"), self.patch_size, self.samples_per_epoch,
+        pairs = self.load_split("train")
+        if self.scale != 1:
+            if self._scaled_train is None:
+                self._scaled_train = [rescale_pair(p, self.scale) for p in pairs]
+            pairs = self._scaled_train
+        ds = PatchDataset(pairs, self.patch_size, self.samples_per_epoch,
                           self.augmentation, self.mean, self.std, seed=global_seed())
         sampler = PatchSampler(ds)
         return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
                           drop_last=len(sampler) >= self.batch_size, persistent_workers=self.num_workers > 0)
 
     def _whole(self, pairs: list[SegmentationPair]) -> DataLoader[Any]:
-        ds = ImageDataset(pairs, self.mean, self.std)
+        ds = ImageDataset(pairs, self.mean, self.std, scale=self.scale)
         # each image exactly once across processes (Lightning's default sampler pads with repeats, which
         # would count some images twice in the per-image metrics)
         sampler = eval_sampler(ds)
@@ -257,6 +272,7 @@ class MoNuSegDataModule(_RegisteredDataModule):
         degrees: float = 0.0,
         elastic_alpha: float = 0.0,
         colour_jitter: float = 0.1,
+        scale: float = 1.0,
     ) -> None:
         super().__init__(
             root=root, train_images="Train_Folder/img", train_masks="Train_Folder/labelcol",
@@ -264,7 +280,7 @@ class MoNuSegDataModule(_RegisteredDataModule):
             test_masks="Test_Folder/labelcol", predict_dir=predict_dir, num_classes=2, in_channels=3,
             mask_values=[0, 255], patch_size=patch_size, samples_per_epoch=samples_per_epoch,
             batch_size=batch_size, num_workers=num_workers, augment=augment, degrees=degrees,
-            elastic_alpha=elastic_alpha, colour_jitter=colour_jitter,
+            elastic_alpha=elastic_alpha, colour_jitter=colour_jitter, scale=scale,
         )
 
 
@@ -287,6 +303,7 @@ class ISBI2012DataModule(_RegisteredDataModule):
         augment: flips and rotations.
         degrees: affine rotation range.
         elastic_alpha: elastic deformation strength (the U-Net paper's augmentation).
+        scale: resample every image by this factor (see :class:`FolderSegmentationDataModule`).
 
     """
 
@@ -305,6 +322,7 @@ class ISBI2012DataModule(_RegisteredDataModule):
         augment: bool = True,
         degrees: float = 0.0,
         elastic_alpha: float = 0.0,
+        scale: float = 1.0,
     ) -> None:
         if not 0 <= fold < num_folds:
             raise ValueError(f"fold must be in 0..{num_folds - 1}, got {fold}")
@@ -312,7 +330,7 @@ class ISBI2012DataModule(_RegisteredDataModule):
             root=root, train_images="image", train_masks="label", predict_dir=predict_dir, num_classes=2,
             in_channels=1, mask_values=[255, 0], patch_size=patch_size, samples_per_epoch=samples_per_epoch,
             batch_size=batch_size, num_workers=num_workers, augment=augment, degrees=degrees,
-            elastic_alpha=elastic_alpha,
+            elastic_alpha=elastic_alpha, scale=scale,
         )
         self.fold, self.num_folds = fold, num_folds
 
@@ -351,6 +369,7 @@ class DRIVEDataModule(_RegisteredDataModule):
         degrees: affine rotation range.
         elastic_alpha: elastic deformation strength.
         colour_jitter: brightness / contrast / saturation strength.
+        scale: resample every image by this factor (see :class:`FolderSegmentationDataModule`).
 
     """
 
@@ -369,6 +388,7 @@ class DRIVEDataModule(_RegisteredDataModule):
         degrees: float = 0.0,
         elastic_alpha: float = 0.0,
         colour_jitter: float = 0.1,
+        scale: float = 1.0,
     ) -> None:
         if not 0 <= num_val < 20:
             raise ValueError(f"num_val must be in 0..19 (DRIVE has 20 training images), got {num_val}")
@@ -379,7 +399,7 @@ class DRIVEDataModule(_RegisteredDataModule):
             patch_size=patch_size, samples_per_epoch=samples_per_epoch, batch_size=batch_size,
             num_workers=num_workers, augment=augment, degrees=degrees, elastic_alpha=elastic_alpha,
             colour_jitter=colour_jitter, mask_pattern="{id}_manual1.gif", fov_pattern="{stem}_mask.gif",
-            id_regex=r"^(\d+)_",
+            id_regex=r"^(\d+)_", scale=scale,
         )
         self.num_val = num_val
 
@@ -416,6 +436,8 @@ class PH2DataModule(_RegisteredDataModule):
         degrees: affine rotation range.
         elastic_alpha: elastic deformation strength.
         colour_jitter: brightness / contrast / saturation strength.
+        scale: resample every image by this factor, e.g. ``0.35`` for ~268x201 images that a 256 patch nearly
+            covers (see :class:`FolderSegmentationDataModule`; metrics stay at the original resolution).
 
     """
 
@@ -437,6 +459,7 @@ class PH2DataModule(_RegisteredDataModule):
         degrees: float = 0.0,
         elastic_alpha: float = 0.0,
         colour_jitter: float = 0.1,
+        scale: float = 1.0,
     ) -> None:
         if num_folds < 2:
             raise ValueError(f"num_folds must be >= 2, got {num_folds}")
@@ -449,7 +472,7 @@ class PH2DataModule(_RegisteredDataModule):
             root=root, train_images=self.images_dir, train_masks=self.images_dir, predict_dir=predict_dir,
             num_classes=2, in_channels=3, mask_values=[0, 255], patch_size=patch_size,
             samples_per_epoch=samples_per_epoch, batch_size=batch_size, num_workers=num_workers, augment=augment,
-            degrees=degrees, elastic_alpha=elastic_alpha, colour_jitter=colour_jitter,
+            degrees=degrees, elastic_alpha=elastic_alpha, colour_jitter=colour_jitter, scale=scale,
         )
         self.fold, self.num_folds, self.num_val = fold, num_folds, num_val
 

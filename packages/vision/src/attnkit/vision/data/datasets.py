@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,7 +14,7 @@ from torch.utils.data import Dataset, DistributedSampler
 from attnkit.vision.data.augment import SegmentationAugment
 from attnkit.vision.data.formats import SegmentationPair
 
-__all__ = ["ImageDataset", "PatchDataset", "PatchSampler", "normalise", "patch_seed"]
+__all__ = ["ImageDataset", "PatchDataset", "PatchSampler", "normalise", "patch_seed", "rescale_pair", "scaled_size"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -31,6 +32,35 @@ def normalise(image: Tensor, mean: Sequence[float] | None = None,
     m = torch.tensor(mean, dtype=x.dtype).view(-1, 1, 1)
     s = torch.tensor(std, dtype=x.dtype).view(-1, 1, 1)
     return (x - m) / s
+
+
+def scaled_size(size: Sequence[int], scale: float) -> tuple[int, int]:
+    """``(H, W)`` resampled by ``scale``, rounded, at least 1."""
+    h, w = size[-2:]
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _resample_image(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear, antialiased when shrinking; ``image`` ``(C, H, W)`` float, or uint8 (rounded back to uint8)."""
+    x = F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False, antialias=True)[0]
+    return x.round().clamp(0, 255).to(torch.uint8) if image.dtype == torch.uint8 else x
+
+
+def rescale_pair(pair: SegmentationPair, scale: float) -> SegmentationPair:
+    """``pair`` resampled by ``scale``.
+
+    The image bilinearly (antialiased when shrinking), the mask by nearest neighbour: class indices and the
+    ignore index stay what they are.
+    """
+    if scale == 1:
+        return pair
+    size = scaled_size(pair.image.shape, scale)
+    image = _resample_image(torch.from_numpy(pair.image), size).numpy()
+    mask = None
+    if pair.mask is not None:
+        m = torch.from_numpy(pair.mask)
+        mask = F.interpolate(m[None, None].float(), size=size, mode="nearest-exact")[0, 0].to(m.dtype).numpy()
+    return dataclasses.replace(pair, image=image, mask=mask)
 
 
 def patch_seed(seed: int, epoch: int, index: int) -> int:
@@ -147,13 +177,15 @@ class PatchSampler(DistributedSampler[tuple[int, int]]):
 class ImageDataset(Dataset[dict[str, object]]):
     """Whole images (for validation, test and prediction), with masks where known.
 
-    Items: ``image`` float ``(C, H, W)``, ``mask`` int64 ``(H, W)`` (labelled only), ``name``, ``path``,
-    ``raw`` uint8 ``(C, H, W)`` (for overlays).
+    Items: ``image`` float ``(C, h, w)``, ``mask`` int64 ``(H, W)`` (labelled only), ``name``, ``path``,
+    ``raw`` uint8 ``(C, H, W)`` (for overlays). With ``scale != 1`` only ``image`` is resampled (bilinear,
+    antialiased): ``(h, w) = scaled_size((H, W), scale)``; mask and raw keep the original size, which the task
+    resamples its predictions back to.
     """
 
     def __init__(self, pairs: Sequence[SegmentationPair], mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None) -> None:
-        self.pairs, self.mean, self.std = list(pairs), mean, std
+                 std: Sequence[float] | None = None, scale: float = 1.0) -> None:
+        self.pairs, self.mean, self.std, self.scale = list(pairs), mean, std, scale
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -161,8 +193,10 @@ class ImageDataset(Dataset[dict[str, object]]):
     def __getitem__(self, index: int) -> dict[str, object]:
         p = self.pairs[index]
         raw = torch.from_numpy(p.image)
-        item: dict[str, object] = {"image": normalise(raw, self.mean, self.std), "name": p.name,
-                                   "path": str(p.path), "raw": raw}
+        image = normalise(raw, self.mean, self.std)
+        if self.scale != 1:
+            image = _resample_image(image, scaled_size(image.shape, self.scale))
+        item: dict[str, object] = {"image": image, "name": p.name, "path": str(p.path), "raw": raw}
         if p.mask is not None:
             item["mask"] = torch.from_numpy(p.mask).long()
         return item

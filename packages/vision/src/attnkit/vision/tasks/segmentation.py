@@ -192,8 +192,8 @@ class SegmentationTask(Task):
         images = batch["image"] if isinstance(batch["image"], list) else list(batch["image"])
         masks = batch["mask"] if isinstance(batch["mask"], list) else list(batch["mask"])
         for image, mask in zip(images, masks, strict=True):
-            logits = self.predict_logits(image[None])
             target = mask[None].long()
+            logits = _to_size(self.predict_logits(image[None]), target.shape[-2:])
             self.log_loss(stage, self.criterion(logits, target), batch_size=1)
             preds = logits.argmax(1)
             metrics = cast(nn.ModuleDict, self.metrics[stage])
@@ -219,7 +219,7 @@ class SegmentationTask(Task):
         images = batch["image"] if isinstance(batch["image"], list) else list(batch["image"])
         results = []
         for image, raw, name in zip(images, batch["raw"], batch["name"], strict=True):
-            probs = self.predict_logits(image[None]).softmax(1)[0]
+            probs = _to_size(self.predict_logits(image[None]), raw.shape[-2:]).softmax(1)[0]
             labels = probs.argmax(0).cpu().numpy().astype(np.uint8)
             safe = str(name).replace("#", "_z")
             written = write_segmentation(out_dir / safe, probs, prob_format=self.save_probabilities)
@@ -241,3 +241,10 @@ class SegmentationTask(Task):
             w.writerows({k: (Path(v).name if k != "name" and isinstance(v, str) else v) for k, v in r.items()}
                         for r in rows)
         return [path]
+
+
+def _to_size(logits: Tensor, size: Sequence[int]) -> Tensor:
+    """Logits resampled (bilinear) to ``size`` where the model saw a rescaled image (the data's ``scale``)."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
