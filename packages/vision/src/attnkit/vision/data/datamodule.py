@@ -436,8 +436,9 @@ class PH2DataModule(_RegisteredDataModule):
         degrees: affine rotation range.
         elastic_alpha: elastic deformation strength.
         colour_jitter: brightness / contrast / saturation strength.
-        scale: resample every image by this factor, e.g. ``0.35`` for ~268x201 images that a 256 patch nearly
-            covers (see :class:`FolderSegmentationDataModule`; metrics stay at the original resolution).
+        scale: resample every image by this factor, e.g. ``0.45`` for ~344x258 images of which a 256 patch
+            holds three quarters (see :class:`FolderSegmentationDataModule`; metrics stay at the original
+            resolution).
 
     """
 
