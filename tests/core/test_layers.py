@@ -232,7 +232,7 @@ def test_channel_attention_with_huge_energies_keeps_float32_accuracy() -> None:
     from attnkit.core.layers import channel_attention
 
     g = torch.Generator().manual_seed(2)
-    x = torch.relu(torch.randn(2, 16, 32, 32, generator=g)) * 3  # energies ~ 1e4
+    x = torch.relu(torch.randn(2, 16, 32, 32, generator=g)) * 3  # energies ~ 1e3 to 5e3
     f = x.double().flatten(2)
     energy = f @ f.transpose(1, 2)
     want = (torch.softmax(energy.amax(-1, keepdim=True) - energy, dim=-1) @ f).view_as(x)
@@ -245,6 +245,23 @@ def test_channel_attention_with_huge_energies_keeps_float32_accuracy() -> None:
     err_plain = (plain.double() - want).abs().max().item()
     assert 0 < err_plain < 1e-3
     assert (got.double() - want).abs().max().item() <= 1.5 * err_plain
+    # under autocast and in half precision the energies are formed in float32 (bfloat16 energies of ~4e3 are
+    # off by up to 16, which reorders the softmax): only the result is rounded to the low precision
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = channel_attention(x)
+    assert auto.dtype == torch.bfloat16
+    torch.testing.assert_close(auto.double(), want, rtol=2e-2, atol=2e-2)
+    xh = x.half()
+    half = channel_attention(xh)  # energies up to ~5e3: float16 holds them, but only to ~4 units
+    fh = xh.double().flatten(2)
+    eh = fh @ fh.transpose(1, 2)
+    want_half = (torch.softmax(eh.amax(-1, keepdim=True) - eh, dim=-1) @ fh).view_as(x)
+    assert half.dtype == torch.float16 and torch.isfinite(half).all()
+    torch.testing.assert_close(half.double(), want_half, rtol=2e-3, atol=1e-2)
+    naive = x.bfloat16().flatten(2)
+    e16 = naive @ naive.transpose(1, 2)
+    naive_out = (torch.softmax(e16.amax(-1, keepdim=True) - e16, dim=-1) @ naive).view_as(x)
+    assert (naive_out.double() - want).abs().max() > 5 * (auto.double() - want).abs().max()
 
 
 def test_position_attention_matches_danet_formula() -> None:

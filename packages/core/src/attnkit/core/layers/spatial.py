@@ -231,20 +231,30 @@ def channel_attention(x: Tensor) -> Tensor:
     on x86 CPUs each subnormal result costs a microcode assist, and the unscaled energies here (thousands on a
     ``64 x 64`` map) underflow most weights.
 
+    Half-precision inputs (float16, bfloat16, or any input under autocast) are computed in float32 and the
+    result cast back: energies in the thousands keep only ~4 units of precision in float16 (and overflow it on
+    large maps) and ~32 in bfloat16, which reorders the softmax.
+
     Shapes:
         ``(B, C, *S) -> (B, C, *S)``.
 
     """
-    f = x.flatten(2)  # (B, C, N); a view for contiguous and channels-last maps
-    energy = torch.bmm(f, f.transpose(1, 2))  # (B, C, C)
-    floor = math.log(torch.finfo(x.dtype).eps) - 14.0
-    logits = energy.amin(dim=-1, keepdim=True).detach() - energy  # = -E shifted so that the row maximum is 0
-    weights = torch.softmax(logits.clamp(min=floor), dim=-1)
-    if f.stride(1) == 1 and f.shape[1] > 1:  # channels innermost: (X^T A^T)^T keeps that layout
-        out = torch.bmm(f.transpose(1, 2), weights.transpose(1, 2)).transpose(1, 2)
-    else:
-        out = torch.bmm(weights, f)
-    return out.reshape(x.shape)
+    out_dtype = x.dtype
+    if torch.is_autocast_enabled(x.device.type):
+        out_dtype = torch.get_autocast_dtype(x.device.type)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        f = x.flatten(2)  # (B, C, N); a view for contiguous and channels-last maps
+        if f.dtype in (torch.float16, torch.bfloat16):
+            f = f.float()
+        energy = torch.bmm(f, f.transpose(1, 2))  # (B, C, C)
+        floor = math.log(torch.finfo(f.dtype).eps) - 14.0
+        logits = energy.amin(dim=-1, keepdim=True).detach() - energy  # -E shifted so that the row maximum is 0
+        weights = torch.softmax(logits.clamp(min=floor), dim=-1)
+        if f.stride(1) == 1 and f.shape[1] > 1:  # channels innermost: (X^T A^T)^T keeps that layout
+            out = torch.bmm(f.transpose(1, 2), weights.transpose(1, 2)).transpose(1, 2)
+        else:
+            out = torch.bmm(weights, f)
+    return out.reshape(x.shape).to(out_dtype)
 
 
 class PositionAttention2d(nn.Module):
