@@ -69,30 +69,21 @@ def dilated_conv(conv: nn.modules.conv._ConvNd, x: Tensor) -> Tensor:
         return conv(x)
     b, c, *sizes = x.shape
     cl_format = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.dim())
-    channels_last = cl_format is not None and c > 1 and x.is_contiguous(memory_format=cl_format)
+    keep = cl_format if cl_format is not None and x.is_contiguous(memory_format=cl_format) else torch.contiguous_format
     sub = [-(-s // d) for s in sizes]
     pad: list[int] = []
     for s, m in zip(reversed(sizes), reversed(sub), strict=True):
         pad += [0, m * d - s]
-    if channels_last:  # work on the (B, *S, C) view: every copy below is then channels-last
-        t = F.pad(x.movedim(1, -1), [0, 0, *pad]).reshape(b, *[v for m in sub for v in (m, d)], c)
-        t = t.permute(0, *[2 + 2 * i for i in range(n)], *[1 + 2 * i for i in range(n)], 2 * n + 1)
-        grids = t.reshape(b * d**n, *sub, c).movedim(-1, 1)
-    else:
-        t = F.pad(x, pad).reshape(b, c, *[v for m in sub for v in (m, d)])
-        t = t.permute(0, *[3 + 2 * i for i in range(n)], 1, *[2 + 2 * i for i in range(n)])
-        grids = t.reshape(b * d**n, c, *sub)
+    # on the (B, *S, C) view: the padding copy, then (B, s1, d, s2, d, .., C) -> (B, d, d, .., s1, s2, .., C)
+    t = F.pad(x.movedim(1, -1), [0, 0, *pad]).reshape(b, *[v for m in sub for v in (m, d)], c)
+    t = t.permute(0, *[2 + 2 * i for i in range(n)], *[1 + 2 * i for i in range(n)], 2 * n + 1)
+    grids = t.reshape(b * d**n, *sub, c).movedim(-1, 1)
     y = _CONV_FN[n](grids, conv.weight, conv.bias, 1, [kk // 2 for kk in k], 1, conv.groups)
-    o = y.shape[1]
-    if channels_last and cl_format is not None:
-        t = y.movedim(1, -1).reshape(b, *[d] * n, *sub, o)
-        t = t.permute(0, *[v for i in range(n) for v in (n + 1 + i, 1 + i)], 2 * n + 1)
-        t = t.reshape(b, *[m * d for m in sub], o)
-        out = t[(slice(None), *[slice(0, s) for s in sizes])].movedim(-1, 1)
-        return out.contiguous(memory_format=cl_format)
-    t = y.reshape(b, *[d] * n, o, *sub)
-    t = t.permute(0, n + 1, *[v for i in range(n) for v in (n + 2 + i, 1 + i)]).reshape(b, o, *[m * d for m in sub])
-    return t[(slice(None), slice(None), *[slice(0, s) for s in sizes])].contiguous()
+    # and back: (B, d, d, .., s1, s2, .., O) -> (B, s1, d, s2, d, .., O), cropped to the input's sizes
+    t = y.movedim(1, -1).reshape(b, *[d] * n, *sub, y.shape[1])
+    t = t.permute(0, *[v for i in range(n) for v in (n + 1 + i, 1 + i)], 2 * n + 1)
+    t = t.reshape(b, *[m * d for m in sub], y.shape[1])
+    return t[(slice(None), *[slice(0, s) for s in sizes])].movedim(-1, 1).contiguous(memory_format=keep)
 
 
 _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
