@@ -189,3 +189,58 @@ def test_transdae_fine_skips_carry_the_input_at_full_resolution(spatial_dims: in
     changed = d_fine.nonzero()
     reach = (changed - torch.tensor(centre)).abs().amax()
     assert int(reach) <= 12  # ... and only nearby (two 3x3 skip convs, two conv blocks, x2 upsampling)
+
+
+def test_channel_attention_all_zero_channel_and_half_precision() -> None:
+    """The direct path scales Q^T K by the inverse norms instead of normalising q and k: an all-zero channel
+    (norm clamped to eps, as in F.normalize) gives the reference's finite values and gradients in float64, and
+    bfloat16 inputs (normalised first) stay close to the float64 result."""
+    torch.manual_seed(0)
+    ca = ChannelTransposedAttention(8, 2).double()
+    ref = ChannelTransposedAttention(8, 2, backend="math").double()
+    ref.load_state_dict(ca.state_dict())
+    with torch.no_grad():
+        ca.qkv.weight[0].zero_()  # channel 0 of q and of ...
+        ca.qkv.bias[0] = 0.0
+        ca.qkv.weight[8 + 5].zero_()  # ... channel 5 of k are zero at every position
+        ca.qkv.bias[8 + 5] = 0.0
+        ref.load_state_dict(ca.state_dict())
+    x = torch.randn(2, 9, 8, dtype=torch.float64, requires_grad=True)
+    y, y_ref = ca(x), ref(x)
+    torch.testing.assert_close(y, y_ref)
+    up = torch.randn_like(y)
+    g = torch.autograd.grad((y * up).sum(), (x, ca.qkv.weight, ca.temperature))
+    g_ref = torch.autograd.grad((y_ref * up).sum(), (x, ref.qkv.weight, ref.temperature))
+    for a, b in zip(g, g_ref, strict=True):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b)
+    half = ChannelTransposedAttention(8, 2).to(torch.bfloat16)
+    half.load_state_dict(ca.state_dict())
+    yb = half(x.detach().to(torch.bfloat16))
+    assert yb.dtype == torch.bfloat16
+    torch.testing.assert_close(yb.double(), y_ref.detach(), rtol=0.05, atol=0.05)
+
+
+def test_inter_scale_interaction_shares_one_context_and_matches_reference() -> None:
+    """The direct form computes the shared keys' global context once for all skips; float64 values and
+    gradients equal the reference (one efficient_attention() through attention() per skip)."""
+    from attnkit.vision.models.transdae import InterScaleInteraction
+
+    torch.manual_seed(0)
+    fast = InterScaleInteraction((4, 6, 8), num_skips=2, dim=8, num_heads=2).double()
+    ref = InterScaleInteraction((4, 6, 8), num_skips=2, dim=8, num_heads=2, backend="math").double()
+    ref.load_state_dict(fast.state_dict())
+    feats = [torch.randn(2, c, s, s + 1, dtype=torch.float64, requires_grad=True) for c, s in ((4, 8), (6, 4), (8, 2))]
+    with record_backends() as used:
+        out = fast(feats)
+    assert used == []
+    with record_backends() as used:
+        out_ref = ref(feats)
+    assert len(used) == 2 * 2
+    ups = [torch.randn_like(o) for o in out]
+    params = [*feats, fast.kv.weight, fast.q.weight]
+    g = torch.autograd.grad(sum((o * u).sum() for o, u in zip(out, ups, strict=True)), params)
+    g_ref = torch.autograd.grad(sum((o * u).sum() for o, u in zip(out_ref, ups, strict=True)),
+                                [*feats, ref.kv.weight, ref.q.weight])
+    for a, b in zip([*out, *g], [*out_ref, *g_ref], strict=True):
+        torch.testing.assert_close(a, b)

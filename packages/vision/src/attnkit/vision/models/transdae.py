@@ -91,7 +91,16 @@ def efficient_attention(q: Tensor, k: Tensor, v: Tensor, *, backend: Backend = "
         out = attention(q, eye, context, scale=1.0, backend="math")
         assert isinstance(out, Tensor)
         return out
-    context = torch.matmul(k.softmax(dim=-2).transpose(-2, -1), v)  # (B, h, d, dv)
+    return _read_context(q, _global_context(k, v))
+
+
+def _global_context(k: Tensor, v: Tensor) -> Tensor:
+    """Efficient attention's ``softmax_N(K)^T V``: ``(B, h, Nk, d), (B, h, Nk, dv) -> (B, h, d, dv)``."""
+    return torch.matmul(k.softmax(dim=-2).transpose(-2, -1), v)
+
+
+def _read_context(q: Tensor, context: Tensor) -> Tensor:
+    """Efficient attention's ``softmax_d(Q) G``: ``(B, h, Nq, d), (B, h, d, dv) -> (B, h, Nq, dv)``."""
     return torch.matmul(q.softmax(dim=-1), context)
 
 
@@ -174,9 +183,22 @@ class ChannelTransposedAttention(nn.Module):
         h = self.num_heads
         if self.backend == "auto":
             q, k, v = (_heads(t, h) for t in self.qkv(x).chunk(3, dim=-1))  # (B, h, N, d)
-            q = F.normalize(q, dim=-2) * self.temperature.transpose(-2, -1)
-            k = F.normalize(k, dim=-2)
-            weights = torch.softmax(torch.matmul(q.transpose(-2, -1), k), dim=-1)  # (B, h, d, d)
+            if q.dtype in (torch.float32, torch.float64):
+                # Normalising q and k along N scales row i / column j of Q^T K by 1 / max(|q_i|, eps) and
+                # 1 / max(|k_j|, eps): scale the d x d product instead of two N x d tensors (the same
+                # function; the whole module on TransDAE's stage 1, 4 x 4096 x 64, one CPU thread: forward
+                # 25.6 -> 18.4 ms, forward + backward 80.4 -> 64.3 ms). max(|q|, eps) = sqrt(max(|q|^2, eps^2)),
+                # so rsqrt of the clamped sum of squares, whose gradient stays finite for an all-zero channel.
+                eps2 = 1e-24
+                inv_q = q.square().sum(dim=-2).clamp_min(eps2).rsqrt()  # (B, h, d)
+                inv_k = k.square().sum(dim=-2).clamp_min(eps2).rsqrt()
+                scores = torch.matmul(q.transpose(-2, -1), k)
+                scores = scores * (inv_q * self.temperature.squeeze(-1)).unsqueeze(-1) * inv_k.unsqueeze(-2)
+            else:
+                # half precision: unnormalised N-long dot products can leave float16's range; normalise first
+                q = F.normalize(q, dim=-2) * self.temperature.transpose(-2, -1)
+                scores = torch.matmul(q.transpose(-2, -1), F.normalize(k, dim=-2))
+            weights = torch.softmax(scores, dim=-1)  # (B, h, d, d)
             return self.proj(_merge(torch.matmul(v, weights.transpose(-2, -1))))
         q, k, v = (_heads(t, h).transpose(-2, -1) for t in self.qkv(x).chunk(3, dim=-1))  # (B, h, d, N)
         q = F.normalize(q, dim=-1) * self.temperature
@@ -303,9 +325,15 @@ class InterScaleInteraction(nn.Module):
         h = self.num_heads
         k, v = self.kv(torch.cat(toks, dim=1)).chunk(2, dim=-1)
         k, v = _heads(k, h), _heads(v, h)
+        # Every skip queries the same keys and values: with the direct form, their global context
+        # softmax_N(K)^T V is computed once, not once per skip (the same function; the "math" reference
+        # keeps one full efficient_attention() per skip).
+        context = None if self.backend == "math" else _global_context(k, v)
         out = list(feats)
         for i in range(self.num_skips):
-            z = _merge(efficient_attention(_heads(self.q(toks[i]), h), k, v, backend=self.backend))
+            q = _heads(self.q(toks[i]), h)
+            a = efficient_attention(q, k, v, backend="math") if context is None else _read_context(q, context)
+            z = _merge(a)
             s = feats[i] + _map(self.out[i](z), feats[i].shape[2:])
             out[i] = s + self.lka[i](s)
         return out
