@@ -107,7 +107,7 @@ def _check_close(got: tuple[torch.Tensor, list[torch.Tensor]], ref: tuple[torch.
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("mask_name", MASK_NAMES)
-@pytest.mark.parametrize("backend", ["sdpa", "flex"])
+@pytest.mark.parametrize("backend", ["sdpa", "flex", "matmul"])
 def test_backend_matches_math_float64(backend: str, mask_name: str, shape: tuple[int, ...]) -> None:
     mask = _mask_cases(shape[0], shape[2], shape[3])[mask_name]
     ref = _run("math", shape, mask, torch.float64)
@@ -117,7 +117,7 @@ def test_backend_matches_math_float64(backend: str, mask_name: str, shape: tuple
 
 
 @pytest.mark.parametrize("mask_name", ["none", "causal", "padding&causal", "window", "bool"])
-@pytest.mark.parametrize("backend", ["math", "sdpa", "flex"])
+@pytest.mark.parametrize("backend", ["math", "sdpa", "flex", "matmul"])
 def test_additive_bias_float64(backend: str, mask_name: str) -> None:
     shape = (2, 2, 6, 8, 4, 4)
     mask = _mask_cases(2, 6, 8)[mask_name]
@@ -251,6 +251,17 @@ def test_auto_choices() -> None:
     assert choose_backend(long, long, docs, dropout=0.1)[0] == "sdpa"
     assert choose_backend(long.double(), long.double(), docs)[0] == "sdpa"
     assert choose_backend(long, long, docs, bias=torch.zeros(1, 1, 1, 2048))[0] == "sdpa"
+    # wide heads over short sequences on the CPU: the matmul backend (float32 / float64 only)
+    wide = torch.randn(2, 1, 64, 4096)
+    assert choose_backend(wide, wide, None)[0] == "matmul"
+    assert choose_backend(wide.double(), wide.double(), CausalMask(), dropout=0.1)[0] == "matmul"
+    assert choose_backend(wide.bfloat16(), wide.bfloat16(), None)[0] == "sdpa"
+    assert choose_backend(wide[..., :128], wide[..., :128], None)[0] == "sdpa"  # head narrower than 256
+    square = torch.randn(1, 1, 1024, 1024)
+    assert choose_backend(square, square, None)[0] == "sdpa"  # longer than 512
+    q256, k300 = torch.randn(2, 1, 64, 256), torch.randn(2, 1, 300, 256)
+    assert choose_backend(q256, q256, None)[0] == "matmul"
+    assert choose_backend(q256, k300, None)[0] == "sdpa"  # head narrower than Lk
 
 
 def test_bad_bias_is_explained() -> None:
@@ -283,7 +294,7 @@ def test_random_sweep_float64(seed: int) -> None:
     shape = (b, h, lq, lk, d, dv)
     for name, mask in _mask_cases(b, lq, lk).items():
         ref = _run("math", shape, mask, torch.float64)
-        for backend in ("sdpa", "flex"):
+        for backend in ("sdpa", "flex", "matmul"):
             with flex.eager_mode():
                 got = _run(backend, shape, mask, torch.float64)
             try:
@@ -399,3 +410,37 @@ def test_per_head_bool_mask_float64(backend: str) -> None:
     with flex.eager_mode():
         got = _run(backend, shape, mask, torch.float64)
     _check_close(got, ref, F64)
+
+
+def test_matmul_backend_keeps_huge_scores_accurate_and_the_value_layout() -> None:
+    """Unscaled scores in the thousands (DANet's energies): most exact weights are far below float32's
+    smallest normal number. The matmul backend's floor on them must not move the float32 result beyond
+    the rounding of the plain float32 formula; masked keys stay exactly excluded; an output whose tokens are
+    innermost in v keeps that layout."""
+    g = torch.Generator().manual_seed(4)
+    base = torch.relu(torch.randn(2, 1, 1024, 16, generator=g, dtype=torch.float64)) * 3
+    x = base.transpose(-2, -1)  # (B, 1, 16 tokens, 1024 features), tokens innermost: stride 1 along L
+    assert x.stride(-2) == 1
+    lengths = torch.tensor([16, 11])
+    mask = KeyPaddingMask(lengths)
+    s = -(x @ x.transpose(-2, -1))
+    assert (s.amax(-1) - s.amin(-1)).min() > 1000
+    allowed = mask.dense(16, 16).expand(2, 1, 16, 16)
+    want = torch.softmax(s.masked_fill(~allowed, -math.inf), -1) @ x
+    xf = x.float()
+    with record_backends() as used:
+        got = attention(xf, xf, xf, mask, scale=-1.0)
+    assert used == ["matmul"]
+    assert got.stride(-2) == 1  # v's layout
+    sf = -(xf @ xf.transpose(-2, -1))
+    plain = torch.softmax(sf.masked_fill(~allowed, -math.inf), -1) @ xf
+    err_plain = (plain.double() - want).abs().max().item()
+    assert 0 < err_plain < 1e-2
+    assert (got.double() - want).abs().max().item() <= 1.5 * err_plain
+    # the masked keys get no weight at all: changing them changes nothing
+    x2 = xf.clone()
+    x2[1, :, 11:] = 100.0
+    with torch.no_grad():
+        out1 = attention(xf, xf, xf, mask, scale=-1.0)[1, :, :11]
+        out2 = attention(x2, x2, x2, mask, scale=-1.0)[1, :, :11]
+    torch.testing.assert_close(out1, out2, rtol=0, atol=0)

@@ -190,35 +190,38 @@ def test_channel_attention_matches_danet_formula() -> None:
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_channel_attention_direct_path_matches_attention_backends(layout: str) -> None:
-    """The default path (two batched matmuls, no subnormals) against the reference attention in float64:
-    values and every gradient, the input's memory layout kept, explicit backends still dispatched."""
+def test_channel_attention_default_path_matches_attention_backends(layout: str) -> None:
+    """The default ("auto": the matmul backend on a CPU map of 256+ positions, no subnormals) against the
+    reference attention in float64: values and every gradient, the input's memory layout kept, every call
+    through attention()."""
     from attnkit.core import record_backends
     from attnkit.core.layers import channel_attention
 
     g = torch.Generator().manual_seed(1)
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-    x = torch.randn(2, 8, 5, 6, generator=g, dtype=torch.float64).contiguous(memory_format=fmt)
+    x = torch.randn(2, 8, 16, 17, generator=g, dtype=torch.float64).contiguous(memory_format=fmt)
     x.requires_grad_(True)
     fast, ref = ChannelAttention2d().double(), ChannelAttention2d(backend="math").double()
     with torch.no_grad():
         fast.gamma.fill_(0.6)
         ref.gamma.fill_(0.6)
-    up = torch.randn(2, 8, 5, 6, generator=g, dtype=torch.float64)
-    y_fast, y_ref = fast(x), ref(x)
+    up = torch.randn(2, 8, 16, 17, generator=g, dtype=torch.float64)
+    with record_backends() as used:
+        y_fast = fast(x)
+    assert used == ["matmul"]
+    with record_backends() as used:
+        y_ref = ref(x)
+    assert used == ["math"]
     torch.testing.assert_close(y_fast, y_ref)
     assert y_fast.is_contiguous(memory_format=fmt)
     grads_fast = torch.autograd.grad((y_fast * up).sum(), (x, fast.gamma))
     grads_ref = torch.autograd.grad((y_ref * up).sum(), (x, ref.gamma))
     for a, b in zip(grads_fast, grads_ref, strict=True):
         torch.testing.assert_close(a, b)
+    # a small map (30 positions) goes to the fused kernel; a volume: any number of spatial dims
     with record_backends() as used:
-        ref(x)
-    assert used == ["math"]
-    with record_backends() as used:
-        fast(x)
-    assert used == []  # the direct path does not go through attention()
-    # a volume: any number of spatial dims
+        ChannelAttention2d()(x[..., :5, :6])
+    assert used == ["sdpa"]
     v = torch.randn(1, 4, 3, 2, 2, generator=g, dtype=torch.float64)
     fv = v.flatten(2)
     ev = fv @ fv.transpose(1, 2)

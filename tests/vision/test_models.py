@@ -138,9 +138,9 @@ def test_msga_aux_outputs_and_losses() -> None:
     x = torch.randn(2, 3, 64, 64)
     with record_backends() as used:
         out = model.forward_with_aux(x)
-    # 4 scales x 2 guided steps x position attention through attention(); the channel attention runs as
-    # direct products by default (attnkit.core.layers.channel_attention)
-    assert len(used) == 8
+    # 4 scales x 2 guided steps x (position attention + channel attention), all through attention(); the
+    # channel attention over a 16x16 map (256 positions as its "head") runs the matmul backend
+    assert len(used) == 16 and used.count("matmul") == 8
     assert out.logits.shape == (2, 2, 64, 64)
     assert len(out.aux_logits) == 8 and all(a.shape == (2, 2, 64, 64) for a in out.aux_logits)
     assert set(out.aux_losses) == {"guide", "recon"}

@@ -8,6 +8,12 @@ Backends:
 * ``"flex"`` -- FlexAttention with a cached BlockMask, for structured sparsity (see :mod:`.flex`).
 * ``"local"`` -- blocked sliding-window attention (see :mod:`.local`): SDPA on blocks of the window size,
   time and memory linear in ``L``; for a ``SlidingWindowMask`` (optionally ``& KeyPaddingMask``).
+* ``"matmul"`` -- two batched matmuls around a softmax that keeps its weights out of the subnormal range
+  (weights below ``eps * e^-14`` of a row's largest are raised to that floor: far below the dtype's rounding),
+  the output in ``v``'s memory layout. For short sequences with wide heads (DANet's channel attention: 64
+  channel "tokens" with a 4,096-position "head") the fused CPU kernels tile the wrong axis, and unscaled
+  scores in the thousands underflow most weights, each subnormal costing an x86 microcode assist in their
+  backward pass (up to 14x slower, table below).
 * ``"auto"`` -- chosen per call from device, dtype, mask kind and whether weights are needed.
 
 A backend requested by name that cannot run raises :class:`BackendUnavailableError`; nothing falls back
@@ -32,8 +38,8 @@ __all__ = ["Backend", "BackendUnavailableError", "attention", "choose_backend", 
 
 log = logging.getLogger("attnkit.core.attention")
 
-Backend = Literal["auto", "math", "sdpa", "flex", "local"]
-_BACKENDS = ("auto", "math", "sdpa", "flex", "local")
+Backend = Literal["auto", "math", "sdpa", "flex", "local", "matmul"]
+_BACKENDS = ("auto", "math", "sdpa", "flex", "local", "matmul")
 
 #: Below this key length "auto" never picks FlexAttention: dense SDPA is faster for short sequences.
 FLEX_MIN_LENGTH = 1024
@@ -44,6 +50,15 @@ FLEX_MIN_LENGTH = 1024
 #: below (0.8-0.9x at L = 128). Not measured on CUDA, so "auto" does not pick it there.
 LOCAL_MIN_LENGTH = 256
 LOCAL_MIN_BLOCKS = 6
+#: On CPU, "auto" picks the matmul backend for float32 / float64 when the head dimension is at least
+#: MATMUL_MIN_HEAD_DIM and at least the key length, and both lengths are at most MATMUL_MAX_LENGTH. Measured
+#: against the fused SDPA kernel (1 thread, B=4, H=2, float32; forward / forward + backward, >1 = matmul
+#: faster): L=64 D=256 1.04x / 1.54x, L=64 D=4096 1.42x / 1.63x, L=256 D=256 1.13x / 1.15x, L=256 D=1024
+#: 1.26x / 1.72x; with unscaled scores (scale=1, DANet's energies) L=64 D=1024 0.79x / 8.3x, L=256 D=1024
+#: 0.85x / 13.9x. SDPA stays ahead for narrow heads (L=256 D=64 0.51x / 0.61x) and long sequences (L=1024
+#: D=256 0.34x / 0.60x). Half precision keeps the fused kernel, which accumulates the scores in float32.
+MATMUL_MIN_HEAD_DIM = 256
+MATMUL_MAX_LENGTH = 512
 
 _recorders: list[list[str]] = []
 #: (q.shape, k.shape) for which "auto" picked flex and it failed; "auto" uses sdpa for them from then on.
@@ -95,8 +110,10 @@ def choose_backend(
     padding), ``Lq == Lk``, no bias, ``L >= max(LOCAL_MIN_LENGTH, LOCAL_MIN_BLOCKS * window)`` -> ``local``
     (any dtype, dropout allowed); a structured sparse mask (sliding window, document, causal with
     ``Lq != Lk``, or an ``&`` with one of those) on keys of length >= :data:`FLEX_MIN_LENGTH`, no dropout,
-    no bias, and FlexAttention available (compiled on CPU: float32/16/bf16) -> ``flex``; everything else
-    -> ``sdpa`` (a pure causal mask lowered to ``is_causal``).
+    no bias, and FlexAttention available (compiled on CPU: float32/16/bf16) -> ``flex``; on CPU, float32 or
+    float64, head dimension ``>= max(MATMUL_MIN_HEAD_DIM, Lk)`` and ``Lq, Lk <= MATMUL_MAX_LENGTH`` ->
+    ``matmul`` (any mask, bias or dropout); everything else -> ``sdpa`` (a pure causal mask lowered to
+    ``is_causal``).
     """
     if return_weights:
         return "math", "attention weights requested: only the math backend returns them"
@@ -121,6 +138,9 @@ def choose_backend(
 
         if flex.is_available(q):
             return "flex", f"structured sparse mask {mask!r} at Lk={lk}"
+    if (q.device.type == "cpu" and q.dtype in (torch.float32, torch.float64)
+            and q.shape[-1] >= max(MATMUL_MIN_HEAD_DIM, lk) and max(q.shape[-2], lk) <= MATMUL_MAX_LENGTH):
+        return "matmul", f"head dimension {q.shape[-1]} over {q.shape[-2]} x {lk} positions on CPU"
     if q.dtype == torch.float64 and not q.is_cuda:
         return "sdpa", "float64 on CPU"
     if bias is not None:
@@ -188,6 +208,39 @@ def _math(
     return torch.matmul(p, v), weights
 
 
+def _matmul(
+    q: Tensor, k: Tensor, v: Tensor, mask: Mask | None, dropout: float, scale: float,
+    bias: Tensor | None = None,
+) -> Tensor:
+    """The math backend's function with subnormal-free weights and ``v``'s layout kept (see the module doc)."""
+    lq, lk = q.shape[-2], k.shape[-2]
+    scores = torch.matmul(q, k.transpose(-2, -1)) * scale
+    if bias is not None:
+        scores = scores + bias
+    dense = valid = None
+    if mask is not None:
+        dense = mask.dense(lq, lk, q.device)
+        valid = _row_valid(dense)
+        scores = scores.masked_fill(~dense, float("-inf"))
+    top = scores.detach().amax(dim=-1, keepdim=True)  # the row maximum over allowed keys (softmax is shift-free)
+    if valid is not None:
+        top = torch.where(valid, top, torch.zeros((), dtype=top.dtype, device=top.device))
+    floor = math.log(torch.finfo(scores.dtype).eps) - 14.0
+    logits = (scores - top).clamp(min=floor)  # clamp's gradient is 0 below the floor: weights ~1e-13 of the max
+    if dense is not None and valid is not None:
+        logits = logits.masked_fill(~dense, float("-inf"))
+        # fully masked rows: softmax of zeros (finite forward and backward), then zeroed
+        logits = torch.where(valid, logits, torch.zeros((), dtype=logits.dtype, device=logits.device))
+        weights = torch.softmax(logits, dim=-1) * valid
+    else:
+        weights = torch.softmax(logits, dim=-1)
+    p = F.dropout(weights, p=dropout) if dropout > 0 else weights
+    if v.stride(-2) == 1 and v.shape[-2] > 1 and v.shape[-1] > 1:
+        # tokens innermost (a channels-last map's channels as tokens): (v^T p^T)^T writes that layout
+        return torch.matmul(v.transpose(-2, -1), p.transpose(-2, -1)).transpose(-2, -1)
+    return torch.matmul(p, v)
+
+
 def _sdpa(
     q: Tensor, k: Tensor, v: Tensor, mask: Mask | None, dropout: float, scale: float,
     bias: Tensor | None = None,
@@ -246,12 +299,12 @@ def attention(
             ``(B, H, Lq, Lk)`` with ``True`` = attend. Query rows with no allowed key return zeros.
         dropout: dropout probability on the attention weights (pass 0 at evaluation).
         scale: score scale; defaults to ``1 / sqrt(D)``.
-        backend: ``"auto"``, ``"math"``, ``"sdpa"``, ``"flex"`` or ``"local"``.
+        backend: ``"auto"``, ``"math"``, ``"sdpa"``, ``"flex"``, ``"local"`` or ``"matmul"``.
         return_weights: also return the attention weights ``(B, H, Lq, Lk)`` (runs ``"math"``).
         bias: additive float bias on the scaled scores, 4-D and broadcastable to ``(B, H, Lq, Lk)``
             (e.g. :class:`~attnkit.core.layers.RelativePositionBias`): ``softmax(q k^T * scale + bias)``.
-            ``math`` adds it, ``sdpa`` passes it as a float ``attn_mask`` (masked positions set to ``-inf``),
-            ``flex`` reads it in a ``score_mod``. Gradients flow into it on every backend.
+            ``math`` and ``matmul`` add it, ``sdpa`` passes it as a float ``attn_mask`` (masked positions set
+            to ``-inf``), ``flex`` reads it in a ``score_mod``. Gradients flow into it on every backend.
 
     Returns:
         The output ``(B, H, Lq, Dv)``, or ``(output, weights)`` when ``return_weights``.
@@ -291,6 +344,9 @@ def attention(
     if chosen == "sdpa":
         _note("sdpa", why)
         return _sdpa(q, k, v, m, dropout, s, bias)
+    if chosen == "matmul":
+        _note("matmul", why)
+        return _matmul(q, k, v, m, dropout, s, bias)
     if chosen == "local":
         from attnkit.core.attention import local
 

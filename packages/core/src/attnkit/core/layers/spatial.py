@@ -8,8 +8,6 @@ norms as ``BatchNorm1d`` over ``(B, C, N)``, which compute exactly what ``Conv2d
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -188,17 +186,14 @@ class ChannelAttention2d(nn.Module):
 
     ``E = X X^T`` over channels ``(B, C, C)``, ``A = softmax(max_row(E) - E)``, ``y = gamma * A X + x`` with a
     learned ``gamma`` starting at 0. Since softmax is invariant to a per-row shift,
-    ``softmax(max(E) - E) = softmax(-E)``, which is ``attention(q=-X, k=X, v=X, scale=1)``: with an explicit
-    ``backend`` the block runs on :func:`attnkit.core.attention` like every other.
-
-    With ``backend="auto"`` (the default) it runs :func:`channel_attention` instead: two batched matrix products
-    in the input's memory layout, without the copies and the 4096-wide "head dimension" that a fused attention
-    kernel sees here, and without subnormal numbers (the unscaled energies of a ``64 x 64`` map are in the
-    thousands, so most softmax weights underflow; on x86 CPUs every subnormal costs a microcode assist, which
-    made this block 6x slower). Same function to well within the dtype's rounding.
+    ``softmax(max(E) - E) = softmax(-E)``, which is ``attention(X, X, X, scale=-1)`` with the channels as
+    tokens and the positions as their features: the block runs :func:`channel_attention`, one
+    :func:`attnkit.core.attention` call like every other attention in attnkit.
 
     Args:
-        backend: ``"auto"`` for :func:`channel_attention`, or an attention backend.
+        backend: attention backend; ``"auto"`` runs ``"matmul"`` on CPU maps of 256+ positions (no fused
+            kernel's tiling of a 4,096-wide "head", no subnormal weights from the unscaled energies, the
+            input's memory layout kept).
 
     Shapes:
         ``(B, C, H, W) -> (B, C, H, W)``; any number of spatial dims.
@@ -212,24 +207,19 @@ class ChannelAttention2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, *S) -> (B, C, *S)``."""
-        if self.backend == "auto":
-            return self.gamma * channel_attention(x) + x
-        feats = x.flatten(2).unsqueeze(1)  # (B, 1, C, N): channels are the tokens
-        out = attention(-feats, feats, feats, scale=1.0, backend=self.backend)
-        assert isinstance(out, Tensor)
-        return self.gamma * out.squeeze(1).reshape(x.shape) + x
+        return self.gamma * channel_attention(x, backend=self.backend) + x
 
 
-def channel_attention(x: Tensor) -> Tensor:
-    """DANet's channel attention ``softmax(max_row(E) - E) X`` with ``E = X X^T``, by two batched matmuls.
+def channel_attention(x: Tensor, *, backend: Backend = "auto") -> Tensor:
+    """DANet's channel attention ``softmax(max_row(E) - E) X`` with ``E = X X^T``.
 
-    ``X`` is ``x`` with its spatial dimensions flattened, ``(B, C, N)``; for a channels-last map both
-    products read and write channels-last memory (the result keeps ``x``'s layout, no copies). Softmax
-    weights below ``eps(dtype) * e^-14`` of a row's largest (logits more than ``14 - ln eps`` below the row
-    maximum: 30 in float32, 50 in float64) are raised to that floor, which changes the result by far less
-    than the dtype's rounding but keeps every weight and every weighted value out of the subnormal range:
-    on x86 CPUs each subnormal result costs a microcode assist, and the unscaled energies here (thousands on a
-    ``64 x 64`` map) underflow most weights.
+    ``X`` is ``x`` with its spatial dimensions flattened, ``(B, C, N)``: one
+    ``attention(X, X, X, scale=-1)`` call over ``(B, 1, C, N)`` views (no copies for contiguous or
+    channels-last maps). With ``"auto"`` on the CPU, maps of at least 256 positions and at most 512
+    channels run the ``"matmul"`` backend: two products in the input's layout, softmax weights kept out of
+    the subnormal range (the unscaled energies of a ``64 x 64`` map are in the thousands, so most weights
+    underflow, and on x86 CPUs every subnormal costs a microcode assist: 105 ms -> 17 ms forward + backward
+    for a ``4 x 64 x 64 x 64`` map against the fused kernel).
 
     Half-precision inputs (float16, bfloat16, or any input under autocast) are computed in float32 and the
     result cast back: energies in the thousands keep only ~4 units of precision in float16 (and overflow it on
@@ -246,15 +236,10 @@ def channel_attention(x: Tensor) -> Tensor:
         f = x.flatten(2)  # (B, C, N); a view for contiguous and channels-last maps
         if f.dtype in (torch.float16, torch.bfloat16):
             f = f.float()
-        energy = torch.bmm(f, f.transpose(1, 2))  # (B, C, C)
-        floor = math.log(torch.finfo(f.dtype).eps) - 14.0
-        logits = energy.amin(dim=-1, keepdim=True).detach() - energy  # -E shifted so that the row maximum is 0
-        weights = torch.softmax(logits.clamp(min=floor), dim=-1)
-        if f.stride(1) == 1 and f.shape[1] > 1:  # channels innermost: (X^T A^T)^T keeps that layout
-            out = torch.bmm(f.transpose(1, 2), weights.transpose(1, 2)).transpose(1, 2)
-        else:
-            out = torch.bmm(weights, f)
-    return out.reshape(x.shape).to(out_dtype)
+        t = f.unsqueeze(1)  # (B, 1, C, N): channels are the tokens
+        out = attention(t, t, t, scale=-1.0, backend=backend)
+        assert isinstance(out, Tensor)
+    return out.squeeze(1).reshape(x.shape).to(out_dtype)
 
 
 class PositionAttention2d(nn.Module):
