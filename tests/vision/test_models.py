@@ -132,6 +132,25 @@ def test_utransformer_bad_heads_and_decoder_length() -> None:
         UTransformer(TINY, num_heads=4, decoder_channels=(16, 8))
 
 
+def test_msga_forward_skips_deep_supervision_but_predicts_the_same() -> None:
+    """forward() (inference, sliding windows) gives forward_with_aux()'s logits without running the
+    deep-supervision heads or the guiding / reconstruction losses."""
+    torch.manual_seed(0)
+    for fine in (False, True):
+        model = MSGANet(TINY, num_classes=2, channels=16, fine_decoder=fine).eval()
+        x = torch.randn(2, 3, 64, 64)
+        calls: list[str] = []
+        for i, h in enumerate(model.aux_heads):
+            h.register_forward_hook(lambda *_, i=i, calls=calls: calls.append(f"aux{i}"))
+        with torch.no_grad():
+            full = model.forward_with_aux(x)
+            assert len(calls) == 4
+            calls.clear()
+            y = model(x)
+        assert calls == []
+        torch.testing.assert_close(y, full.logits, rtol=0, atol=0)
+
+
 def test_msga_aux_outputs_and_losses() -> None:
     torch.manual_seed(0)
     model = MSGANet(TINY, num_classes=2, channels=16)

@@ -121,12 +121,18 @@ class GuidedAttentionModule(nn.Module):
         self.step1 = _GuidedStep(channels, num_heads, backend, position_attention, kv_stride)
         self.step2 = _GuidedStep(channels, num_heads, backend, position_attention, kv_stride)
 
-    def forward(self, *parts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(attended (B, C, H, W), guiding loss, reconstruction loss)`` for the channel concatenation of ``parts``."""
+    def forward(self, *parts: Tensor, losses: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        """``(attended (B, C, H, W), guiding loss, reconstruction loss)`` for the channel concatenation of ``parts``.
+
+        With ``losses=False`` the two losses are not computed (returned as zeros).
+        """
         x = sequential_concat(self.reduce, parts)
         a1, e1, r1 = self.step1(x)
         h = a1 + x
         a2, e2, r2 = self.step2(h)
+        if not losses:
+            zero = a2.new_zeros(())
+            return a2, zero, zero
         # the step outputs are attention-weighted features; the reconstructions target what each step saw
         guide = F.mse_loss(e2, e1)
         recon = F.mse_loss(r1, x.detach()) + F.mse_loss(r2, h.detach())
@@ -213,6 +219,16 @@ class MSGANet(nn.Module):
 
     def forward_with_aux(self, x: Tensor) -> SegmentationOutput:
         """Return the final logits, the deep-supervision logits and the guiding / reconstruction losses."""
+        return self._run(x, aux=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(B, K, H, W)``: the mean of the per-scale attended predictions.
+
+        Deep-supervision heads and auxiliary losses are not computed here (see :meth:`forward_with_aux`).
+        """
+        return self._run(x, aux=False).logits
+
+    def _run(self, x: Tensor, *, aux: bool) -> SegmentationOutput:
         check_input_size(x, self.stride, "MSGANet")
         all_feats = self.encoder(x)
         feats = all_feats[2:]
@@ -223,15 +239,16 @@ class MSGANet(nn.Module):
             for proj, f in zip(self.scales, feats, strict=True)
         ]
         ms = sequential_concat(self.fuse, per_scale)
-        preds, aux, refined = [], [], []
+        preds, aux_preds, refined = [], [], []
         guide = x.new_zeros(())
         recon = x.new_zeros(())
         modules = zip(self.attn, self.refine, self.heads, self.aux_heads, strict=True)
         for fs, (attn, refine, head, aux_head) in zip(per_scale, modules, strict=True):
-            a, g, r = attn(fs, ms)
+            a, g, r = attn(fs, ms, losses=aux)
             refined.append(refine(a * ms))
             preds.append(head(refined[-1]))
-            aux.append(aux_head(fs))
+            if aux:
+                aux_preds.append(aux_head(fs))
             guide, recon = guide + g, recon + r
         up = lambda t: F.interpolate(t, size=x.shape[-2:], mode="bilinear", align_corners=False)
         logits = up(torch.stack(preds).mean(0))
@@ -240,8 +257,6 @@ class MSGANet(nn.Module):
             coarse = F.interpolate(torch.stack(refined).mean(0), size=s2.shape[-2:], mode="bilinear",
                                    align_corners=False)
             logits = logits + up(sequential_concat(self.fine, [coarse, s2]))
-        return SegmentationOutput(logits, [up(p) for p in preds + aux], {"guide": guide, "recon": recon})
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits ``(B, K, H, W)``: the mean of the per-scale attended predictions."""
-        return self.forward_with_aux(x).logits
+        if not aux:
+            return SegmentationOutput(logits, [], {})
+        return SegmentationOutput(logits, [up(p) for p in preds + aux_preds], {"guide": guide, "recon": recon})
