@@ -13,7 +13,7 @@ Backends:
   the output in ``v``'s memory layout. For short sequences with wide heads (DANet's channel attention: 64
   channel "tokens" with a 4,096-position "head") the fused CPU kernels tile the wrong axis, and unscaled
   scores in the thousands underflow most weights, each subnormal costing an x86 microcode assist in their
-  backward pass (up to 14x slower, table below).
+  backward pass (up to 14x slower: the measurements at :data:`MATMUL_MIN_HEAD_DIM`).
 * ``"auto"`` -- chosen per call from device, dtype, mask kind and whether weights are needed.
 
 A backend requested by name that cannot run raises :class:`BackendUnavailableError`; nothing falls back
