@@ -249,7 +249,7 @@ class MSGANet(nn.Module):
             preds.append(head(refined[-1]))
             if aux:
                 aux_preds.append(aux_head(fs))
-            guide, recon = guide + g, recon + r
+                guide, recon = guide + g, recon + r
         up = lambda t: F.interpolate(t, size=x.shape[-2:], mode="bilinear", align_corners=False)
         logits = up(torch.stack(preds).mean(0))
         if self.fine is not None:  # plus a correction predicted at stride 2 from the encoder's stride-2 map
