@@ -128,7 +128,7 @@ def test_packaged_monuseg_configs_fit(config: str, monuseg_root: Path) -> None:
     assert main(["fit", "-c", config, "--data.root", str(monuseg_root), "--trainer.fast_dev_run=true", *SMALL]) == 0
 
 
-@pytest.mark.parametrize("config", ["utransformer-isbi2012", "unet-isbi2012"])
+@pytest.mark.parametrize("config", ["utransformer-isbi2012", "unet-isbi2012", "transdae-isbi2012", "msga-isbi2012"])
 def test_packaged_isbi_config_fit_and_test(config: str, isbi_root: Path) -> None:
     args = ["-c", config, "--data.root", str(isbi_root), *SMALL]
     assert main(["fit", *args, "--trainer.fast_dev_run=true"]) == 0
