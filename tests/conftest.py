@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+# Test helpers shared across folders (``from bounded_subprocess import run_bounded``); --import-mode=importlib does
+# not put tests/ on the path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Resolve a relative ATTNKIT_DATA_DIR once, before tests change directory.
 if os.environ.get("ATTNKIT_DATA_DIR"):

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import torch
 
+from bounded_subprocess import run_bounded
+
 ATTNKIT = str(Path(sys.executable).parent / "attnkit")
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
 def _run(args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([ATTNKIT, *args], env=env, capture_output=True, text=True, timeout=600, **kw)
+    return run_bounded([ATTNKIT, *args], env=env, timeout=600, **kw)
 
 
 def _last_val(run: Path) -> dict[str, float]:
@@ -67,7 +69,7 @@ def test_sigkill_mid_epoch_resumes_to_the_same_step_count() -> None:
     last = run / "checkpoints/last.ckpt"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([ATTNKIT, *common, "--trainer.default_root_dir", str(run)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     killed_at = -1
     deadline = time.monotonic() + 300
     try:
@@ -81,6 +83,8 @@ def test_sigkill_mid_epoch_resumes_to_the_same_step_count() -> None:
                 break
             time.sleep(0.02)
     finally:
+        if proc.poll() is None and killed_at < 0:  # the test failed before the kill: stop the run
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
     assert killed_at > 0, "the run finished before it could be killed; make it longer"
     assert proc.returncode == -signal.SIGKILL

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from ddp_domains import DOMAINS, make_data, run  # noqa: E402
 
+from bounded_subprocess import run_bounded  # noqa: E402
+
 # main validation metric per domain and the largest relative gap allowed between the 1- and 2-process fits
 FIT_TOLERANCE = {"demo": ("val/loss", 0.05), "recsys": ("val/ndcg@10", 0.15), "timeseries": ("val/mae", 0.1),
                  "vision": ("val/dice", 0.1), "quality": ("val/rmse_mos", 0.15), "tagging": ("val/loss", 0.05)}
@@ -40,8 +41,7 @@ FIT_TOLERANCE = {"demo": ("val/loss", 0.05), "recsys": ("val/ndcg@10", 0.15), "t
 
 def _script(cwd: Path, *args: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, str(HERE / "ddp_domains.py"), *args], env=env, capture_output=True,
-                          text=True, timeout=900, cwd=cwd)
+    proc = run_bounded([sys.executable, str(HERE / "ddp_domains.py"), *args], env=env, timeout=900, cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from attnkit.core.tasks import PreciseBatchNorm, Task, recalibrate_batch_norm
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bn_task import BNTask, bn_stats, data, loaders, make_model
+
+from bounded_subprocess import run_bounded
 
 
 def _expected(model: nn.Module, batches: list[Tensor]) -> list[Tensor]:
@@ -130,8 +131,8 @@ def test_ddp_ranks_average_their_statistics(tmp_path: Path) -> None:
     # 6 batches. After the all-reduce both ranks hold the average over all 12 batches; without it each would
     # hold its own half's (and DDP's buffer broadcast would leave rank 0's in the checkpoint)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(Path(__file__).parent / "bn_task.py"), str(tmp_path),
-                           "--devices", "2"], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    proc = run_bounded([sys.executable, str(Path(__file__).parent / "bn_task.py"), str(tmp_path), "--devices", "2"],
+                       env=env, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)

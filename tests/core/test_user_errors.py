@@ -182,3 +182,11 @@ def test_unreadable_data_file_names_file_and_line(tmp_path: Path) -> None:
     path.write_text("1 2\n1 x\n")
     with pytest.raises(DataFormatError, match=rf"{path}:2: 'x' is not an integer id"):
         read_sasrec_txt(path)
+
+
+def test_combining_a_mask_with_none_says_so() -> None:
+    from attnkit.core import CausalMask
+
+    for combine in (lambda m: m & None, lambda m: None & m, lambda m: m | None, lambda m: None | m):
+        with pytest.raises(TypeError, match="cannot combine a mask with None"):
+            combine(CausalMask())

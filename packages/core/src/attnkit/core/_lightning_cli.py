@@ -54,10 +54,11 @@ def find_class(name: str, base: type) -> type | None:
         except ImportError:
             return None
         return found if isinstance(found, type) else None
-    stack, seen = [base], set()
+    stack, seen = [base], set[type]()
     while stack:
         c = stack.pop()
-        for sub in c.__subclasses__():
+        subclasses: list[type] = c.__subclasses__()
+        for sub in subclasses:
             if sub in seen:
                 continue
             seen.add(sub)
@@ -72,8 +73,8 @@ class LogIntervalFitsEpoch(Callback):
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         batches = trainer.num_training_batches
-        if isinstance(batches, int) and 0 < batches < trainer.log_every_n_steps:
-            trainer.log_every_n_steps = batches
+        if isinstance(batches, int) and 0 < batches < trainer.log_every_n_steps:  # type: ignore[attr-defined]
+            trainer.log_every_n_steps = batches  # type: ignore[attr-defined]
 
 
 class AttnkitCLI(LightningCLI):
@@ -122,8 +123,9 @@ class AttnkitCLI(LightningCLI):
         if cfg.checkpoint.dirpath is None:
             cfg.checkpoint.dirpath = str(root / "checkpoints")
         task = find_class(str(cfg.model.class_path), LightningModule)
-        if cfg.checkpoint.monitor is None and task is not None and getattr(task, "monitor", None):
-            cfg.checkpoint.monitor = task.monitor
+        monitor = getattr(task, "monitor", None) if task is not None else None
+        if cfg.checkpoint.monitor is None and monitor:
+            cfg.checkpoint.monitor = monitor
             cfg.checkpoint.mode = getattr(task, "monitor_mode", "min")
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
@@ -175,7 +177,7 @@ class AttnkitCLI(LightningCLI):
     def after_fit(self) -> None:
         """Make sure the run has a ``best.ckpt``, then say why training stopped and where everything is."""
         trainer = self.trainer
-        if not trainer.is_global_zero or trainer.fast_dev_run:
+        if not trainer.is_global_zero or trainer.fast_dev_run:  # type: ignore[attr-defined]
             return
         lines = []
         for cb in trainer.callbacks:  # type: ignore[attr-defined]
@@ -183,7 +185,8 @@ class AttnkitCLI(LightningCLI):
                 why = cb.stopping_reason_message or f"{cb.monitor} stopped improving"
                 lines.append(f"early stopping after epoch {cb.stopped_epoch} (step {trainer.global_step}): {why}")
         ckpt = trainer.checkpoint_callback
-        folder = Path(ckpt.dirpath) if ckpt is not None and ckpt.dirpath else None
+        dirpath = getattr(ckpt, "dirpath", None)  # ModelCheckpoint's; the Checkpoint base has none
+        folder = Path(dirpath) if dirpath else None
         if folder is not None:
             best, last = folder / "best.ckpt", folder / "last.ckpt"
             if not best.is_file() and last.is_file():

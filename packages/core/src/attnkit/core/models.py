@@ -134,7 +134,7 @@ def configurable(cls: T) -> T:
     Only plain values (numbers, strings, ``None`` and lists/dicts of them) are recorded; a model built with
     anything else (a module, a tensor) has no spec and must be rebuilt by hand before loading weights.
     """
-    init = cls.__init__
+    init = cls.__init__  # type: ignore[misc]  # the class's own __init__, wrapped below
     sig = inspect.signature(init)
 
     @functools.wraps(init)

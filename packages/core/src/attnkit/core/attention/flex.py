@@ -114,7 +114,7 @@ def is_available(q: Tensor) -> bool:
 def _compiled() -> Callable[..., Tensor]:
     from torch.nn.attention.flex_attention import flex_attention
 
-    return torch.compile(flex_attention, dynamic=False)
+    return torch.compile(flex_attention, dynamic=False)  # type: ignore[arg-type]  # overloaded return type
 
 
 def clear_cache() -> None:

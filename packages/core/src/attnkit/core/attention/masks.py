@@ -45,16 +45,16 @@ class Mask:
     structured_sparse: bool = False
 
     def __and__(self, other: Mask | Tensor) -> Mask:
-        return AndMask(self, as_mask(other))
+        return AndMask(self, _operand(other))
 
     def __rand__(self, other: Mask | Tensor) -> Mask:
-        return AndMask(as_mask(other), self)
+        return AndMask(_operand(other), self)
 
     def __or__(self, other: Mask | Tensor) -> Mask:
-        return OrMask(self, as_mask(other))
+        return OrMask(self, _operand(other))
 
     def __ror__(self, other: Mask | Tensor) -> Mask:
-        return OrMask(as_mask(other), self)
+        return OrMask(_operand(other), self)
 
     def is_causal(self, lq: int, lk: int) -> bool:
         """Whether the mask is exactly SDPA's ``is_causal=True`` for these lengths."""
@@ -391,6 +391,14 @@ class OrMask(_Combined):
 
     def __repr__(self) -> str:
         return f"({self.left!r} | {self.right!r})"
+
+
+def _operand(other: Mask | Tensor) -> Mask:
+    """The other side of ``&`` / ``|``: a mask or a bool tensor (``None`` has no meaning there)."""
+    mask = as_mask(other)
+    if mask is None:
+        raise TypeError("cannot combine a mask with None: leave the None side out (no mask = attend everywhere)")
+    return mask
 
 
 def as_mask(mask: Mask | Tensor | None) -> Mask | None:

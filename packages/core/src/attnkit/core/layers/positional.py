@@ -44,6 +44,8 @@ class SinusoidalPositionalEncoding(nn.Module):
 
     """
 
+    table: Tensor  # (max_len, D) buffer
+
     def __init__(self, embed_dim: int, max_len: int = 5000, *, dropout: float = 0.0, base: float = 10000.0,
                  scale_input: bool = False) -> None:
         super().__init__()
@@ -154,6 +156,8 @@ class RotaryEmbedding(nn.Module):
         rotary_dim: rotate only the first ``rotary_dim`` channels (default all).
 
     """
+
+    inv_freq: Tensor  # (rotary_dim / 2,) float64 buffer
 
     def __init__(self, head_dim: int, *, base: float = 10000.0, rotary_dim: int | None = None) -> None:
         super().__init__()

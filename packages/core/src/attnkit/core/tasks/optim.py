@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torch import nn
+from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -88,7 +88,7 @@ class WarmupCosineLR(LRScheduler):
         progress = min(1.0, (step - self.warmup_steps) / (self.total_steps - self.warmup_steps))
         return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    def get_lr(self) -> list[float]:  # noqa: D102
+    def get_lr(self) -> list[float | Tensor]:  # noqa: D102
         f = self.factor(max(self.last_epoch, 0))
         return [base * f for base in self.base_lrs]
 

@@ -7,7 +7,7 @@ attention does in a few epochs.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -169,8 +169,8 @@ class SyntheticSequenceDataModule(pl.LightningDataModule):
         if trainer is not None and trainer.world_size > 1:
             # Lightning would inject a *shuffling* DistributedSampler whatever `shuffle` says; give it ours
             # so `shuffle=False` means the same order as one process (rank r gets samples r, r + W, ...).
-            sampler = DistributedSampler(ds, trainer.world_size, trainer.global_rank, shuffle=self.shuffle,
-                                         seed=self.seed)
+            sampler: DistributedSampler[Any] = DistributedSampler(ds, trainer.world_size, trainer.global_rank,
+                                                                  shuffle=self.shuffle, seed=self.seed)
             return DataLoader(ds, batch_size=self.batch_size, sampler=sampler)
         return DataLoader(ds, batch_size=self.batch_size, shuffle=self.shuffle)
 
