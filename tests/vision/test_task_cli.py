@@ -212,7 +212,7 @@ def test_packaged_attention_configs_attend_at_reduced_resolution(config: str, mo
         cls(**kwargs).eval()(torch.randn(1, in_channels, 256, 256))
         assert keys and max(keys) <= 1024, (config, keys)
         keys.clear()
-        paper = {k: v for k, v in kwargs.items() if k not in ("gate_stride", "attention_kv_stride")}
+        paper = {k: v for k, v in kwargs.items() if k not in ("gate_stride", "attention_kv_stride", "gated_skips")}
         cls(**paper).eval()(torch.randn(1, in_channels, 256, 256))
     assert max(keys) == 4096  # the paper's layout, which the configs leave
 
