@@ -41,10 +41,7 @@ def run_bounded(cmd: Sequence[str], *, timeout: float, max_bytes: int = 1 << 20,
         proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, start_new_session=True, **kwargs)
         try:
             proc.wait(timeout=timeout)
-        except BaseException:
+        finally:  # timed out, interrupted or done: kill the group (what it left behind outlives it), then reap
             _kill_group(proc.pid)
             proc.wait()
-            raise
-        finally:
-            _kill_group(proc.pid)  # anything it left behind (its group outlives it while members remain)
         return subprocess.CompletedProcess(list(cmd), proc.returncode, _tail(out, max_bytes), _tail(err, max_bytes))
