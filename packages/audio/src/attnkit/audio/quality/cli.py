@@ -133,7 +133,7 @@ def run_quality(args: argparse.Namespace) -> int:
     try:
         for f, r in zip(files, model.iter_files(files, skip_errors=not args.stop_on_error), strict=True):
             if isinstance(r, QualityPrediction):
-                row = {  # full float precision (repr round-trips)
+                row: dict[str, Any] = {  # full float precision (repr round-trips)
                     "file": str(f),
                     **{k: repr(float(v)) for k, v in r.scores.items()},
                     "duration_s": repr(float(r.duration_s)),

@@ -35,7 +35,7 @@ class SpeechQualityTask(Task):
     """
 
     monitor: ClassVar[str] = "val/pcc_mos"
-    monitor_mode: ClassVar[str] = "max"
+    monitor_mode: ClassVar[Literal["min", "max"]] = "max"
     cli_links: ClassVar[dict[str, str]] = {"score_columns": "model.init_args.output_names"}
     scheduler_monitor: ClassVar[str | None] = "val/loss"
 

@@ -321,7 +321,9 @@ def apply_vocabulary(
             f"{source}: the tag vocabulary is empty; the training clips have no tags "
             "(or min_tag_count is too high)"
         )
-    out, n_empty, unknown_seen = [], 0, {}
+    out: list[TaggedClip] = []
+    n_empty = 0
+    unknown_seen: dict[str, str] = {}
     for c in clips:
         bad = [t for t in c.tags if t not in vocab]
         for t in bad:

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from attnkit.audio.tagging.data import load_clip, song_chunks
+from attnkit.audio.tagging.model import SelfAttentionTagger
 
 __all__ = ["TagPrediction", "attention_over_time", "predict_file", "save_heatmap"]
 
@@ -66,6 +67,15 @@ def predict_file(
     return TagPrediction(str(path), probs.mean(0), probs, wav.numel() / sr, wav.numel() < chunk)
 
 
+def _attention_tagger(model: nn.Module) -> SelfAttentionTagger:
+    if not isinstance(model, SelfAttentionTagger):
+        raise TypeError(
+            f"{type(model).__name__} has no self-attention layers; the heat map needs a "
+            "SelfAttentionTagger checkpoint"
+        )
+    return model
+
+
 @torch.no_grad()
 def attention_over_time(model: nn.Module, wav: Tensor, chunk: int) -> tuple[Tensor, float]:
     """Class-token attention to each time step, for every layer and head, over a whole signal.
@@ -85,11 +95,7 @@ def attention_over_time(model: nn.Module, wav: Tensor, chunk: int) -> tuple[Tens
         TypeError: the model has no attention weights (e.g. the CNN baseline).
 
     """
-    if not hasattr(model, "encoder") or not hasattr(model, "frame_hop"):
-        raise TypeError(
-            f"{type(model).__name__} has no self-attention layers; the heat map needs a "
-            "SelfAttentionTagger checkpoint"
-        )
+    model = _attention_tagger(model)
     model.eval()
     n = max(1, -(-wav.numel() // chunk))
     padded = torch.nn.functional.pad(wav, (0, n * chunk - wav.numel()))
@@ -133,6 +139,7 @@ def save_heatmap(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    model = _attention_tagger(model)
     sr = int(model.sample_rate)
     wav = load_clip(path, sr)
     full_seconds = wav.numel() / sr

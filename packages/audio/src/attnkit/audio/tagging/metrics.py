@@ -27,6 +27,8 @@ class TagAUC(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    probs: list[Tensor]  # metric states (add_state), concatenated across processes on sync
+    targets: list[Tensor]
 
     def __init__(self, num_tags: int) -> None:
         super().__init__()

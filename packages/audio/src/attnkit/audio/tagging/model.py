@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from attnkit.audio.tagging.frontend import LogMel
 from attnkit.core import TransformerEncoder, TransformerEncoderLayer
+from attnkit.core.attention import Backend
 from attnkit.core.models import configurable
 
 __all__ = ["ResBlock2d", "SelfAttentionTagger", "won2019_paper", "won2019_small"]
@@ -90,7 +91,7 @@ class SelfAttentionTagger(nn.Module):
         attn_dropout: float = 0.5,
         head_dropout: float = 0.5,
         max_len: int = 700,
-        backend: str = "auto",
+        backend: Backend = "auto",
     ) -> None:
         super().__init__()
         if num_tags < 1:
@@ -140,7 +141,7 @@ class SelfAttentionTagger(nn.Module):
             activation="gelu",
             norm_first=False,
             backend=backend,
-        )  # type: ignore[arg-type]
+        )
         self.encoder = TransformerEncoder(layer, num_layers)
         self.pooler = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.Tanh())
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(embed_dim, num_tags))

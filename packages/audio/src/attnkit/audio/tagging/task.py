@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +50,7 @@ class MusicTaggingTask(Task):
     """
 
     monitor: ClassVar[str] = "val/roc_auc"
-    monitor_mode: ClassVar[str] = "max"
+    monitor_mode: ClassVar[Literal["min", "max"]] = "max"
     cli_links: ClassVar[dict[str, str]] = {"num_tags": "model.init_args.num_tags", "tag_names": "tags"}
 
     def __init__(

@@ -116,7 +116,7 @@ class NextItemTask(Task):
         "max_len": "model.init_args.max_len",
     }
     monitor: ClassVar[str] = "val/ndcg@10"
-    monitor_mode: ClassVar[str] = "max"
+    monitor_mode: ClassVar[Literal["min", "max"]] = "max"
 
     def __init__(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ class ImputationTask(Task):
     """
 
     monitor: ClassVar[str] = "val/mae"
-    monitor_mode: ClassVar[str] = "min"
+    monitor_mode: ClassVar[Literal["min", "max"]] = "min"
     cli_links: ClassVar[dict[str, str]] = {
         "num_features": "model.init_args.num_features",
         "num_steps": "model.init_args.num_steps",

@@ -89,11 +89,14 @@ def dilated_conv(conv: nn.modules.conv._ConvNd, x: Tensor) -> Tensor:
 _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
-def sequential_concat(block: nn.Sequential, parts: Sequence[Tensor]) -> Tensor:
+def sequential_concat(block: nn.Module, parts: Sequence[Tensor]) -> Tensor:
     """``block(torch.cat(parts, dim=1))`` via :func:`conv_concat`, for a block that starts with a convolution.
 
-    A block that starts with a block (MSGANet's fine decoder: conv-BN-PReLU, then a head) is followed into.
+    A block that starts with a block (MSGANet's fine decoder: conv-BN-PReLU, then a head) is followed into; any
+    other module gets the concatenation.
     """
+    if not isinstance(block, nn.Sequential):
+        return block(torch.cat(list(parts), dim=1))
     first, *rest = list(block)
     if isinstance(first, nn.Sequential):
         y = sequential_concat(first, parts)
