@@ -6,3 +6,4 @@ test:
 	python3 run.py test
 lint:
 	uv run --frozen ruff check packages tests benchmarks
+	uv run --frozen mypy
