@@ -43,6 +43,9 @@ def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
         "smp Unet": lambda: smp.Unet(encoder, encoder_weights=None, classes=2),
         "UTransformer": lambda: UTransformer(encoder, num_classes=2, num_heads=8),
         "UTransformer (fast: gate_stride 8)": lambda: UTransformer(encoder, num_classes=2, num_heads=8, gate_stride=8),
+        # the utransformer-isbi2012 config: the stride-4 and stride-2 skips ungated
+        "UTransformer (gate_stride 8, gated_skips 2)": lambda: UTransformer(encoder, num_classes=2, num_heads=8,
+                                                                            gate_stride=8, gated_skips=2),
         "MSGANet": lambda: MSGANet(encoder, num_classes=2),
         "MSGANet (fast: kv_stride 2)": lambda: MSGANet(encoder, num_classes=2, attention_kv_stride=2),
         "MSGANet (fast: kv_stride 4)": lambda: MSGANet(encoder, num_classes=2, attention_kv_stride=4),
