@@ -275,7 +275,7 @@ def test_conv_concat_is_the_convolution_of_the_concatenation(dims: int) -> None:
     torch.testing.assert_close(sequential_concat(block, parts), block(torch.cat(parts, 1)))
     nested = torch.nn.Sequential(block, conv_t(5, 2, 1).double())  # starts with a block, as MSGANet's fine decoder
     torch.testing.assert_close(sequential_concat(nested, parts), nested(torch.cat(parts, 1)))
-    torch.testing.assert_close(sequential_concat(conv, parts), want)  # a bare module gets the concatenation
+    torch.testing.assert_close(sequential_concat(conv, parts), want)  # a bare convolution: a block of one
     with pytest.raises(ValueError, match="6 channels together, the convolution takes 7"):
         conv_concat(conv, parts[:1] + parts[2:])
     grouped = conv_t(8, 4, 1, groups=2).double()

@@ -92,12 +92,10 @@ _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 def sequential_concat(block: nn.Module, parts: Sequence[Tensor]) -> Tensor:
     """``block(torch.cat(parts, dim=1))`` via :func:`conv_concat`, for a block that starts with a convolution.
 
-    A block that starts with a block (MSGANet's fine decoder: conv-BN-PReLU, then a head) is followed into; any
-    other module gets the concatenation.
+    A block that starts with a block (MSGANet's fine decoder: conv-BN-PReLU, then a head) is followed into; a module
+    that is not an ``nn.Sequential`` counts as a block of one.
     """
-    if not isinstance(block, nn.Sequential):
-        return block(torch.cat(list(parts), dim=1))
-    first, *rest = list(block)
+    first, *rest = list(block) if isinstance(block, nn.Sequential) else [block]
     if isinstance(first, nn.Sequential):
         y = sequential_concat(first, parts)
     elif isinstance(first, _ConvNd):
