@@ -96,6 +96,27 @@ class RunCheckpoint(ModelCheckpoint):
             enable_version_counter=False,
         )
 
+    @property
+    def state_key(self) -> str:
+        """Keyed by ``monitor`` and ``mode`` only, not by how often it saves.
+
+        Lightning's key includes the save frequency, so a run resumed with another ``every_n_train_steps``
+        (or tested with ``--ckpt_path`` without the fit's overrides) dropped this callback's state -- the
+        best score and path that ``best.ckpt`` is judged against -- with a warning about missing callbacks.
+        """
+        return self._generate_state_key(monitor=self.monitor, mode=self.mode)
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        """Find this callback's state in checkpoints saved under Lightning's key (which names the save frequency)."""
+        states = checkpoint.get("callbacks")
+        if not isinstance(states, dict) or self.state_key in states:
+            return
+        prefix = self.state_key[:-1] + ","  # "RunCheckpoint{'monitor': ..., 'mode': ...," + the save frequency
+        older = [k for k in states if isinstance(k, str) and k.startswith(prefix)]
+        if len(older) == 1:
+            states[self.state_key] = states[older[0]]
+
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Remove temporary files a killed run may have left, then set up as usual."""
         super().setup(trainer, pl_module, stage)
