@@ -34,51 +34,49 @@ def test_last_checkpoint_is_written_mid_run_before_any_validation(tmp_path: Path
     assert not list((tmp_path / "ckpt").glob(".*.tmp"))
 
 
-def _fit(tmp_path: Path, ckpt: RunCheckpoint, max_steps: int, ckpt_path: str | None = None) -> pl.Trainer:
-    trainer = pl.Trainer(max_steps=max_steps, val_check_interval=2, check_val_every_n_epoch=None, callbacks=[ckpt],
-                         logger=False, enable_progress_bar=False, enable_model_summary=False,
-                         plugins=[AtomicCheckpointIO()], default_root_dir=str(tmp_path), limit_val_batches=2)
-    dm = SyntheticSequenceDataModule(num_samples=256, batch_size=32)
-    trainer.fit(SequenceClassificationTask(SequenceClassifier(32, 4)), dm, ckpt_path=ckpt_path)
-    return trainer
 
-
-def test_resume_with_another_save_frequency_keeps_the_best_score(tmp_path: Path) -> None:
-    first = RunCheckpoint(dirpath=str(tmp_path / "ckpt"), monitor="val/acc", mode="max", every_n_train_steps=2)
-    _fit(tmp_path, first, max_steps=4)
-    assert first.best_model_score is not None
-    saved = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["callbacks"]
-    assert len(saved) == 1
-
-    resumed = RunCheckpoint(dirpath=str(tmp_path / "ckpt"), monitor="val/acc", mode="max", every_n_train_steps=3)
-    restored: list[object] = []
+def _fit(tmp_path: Path, ckpt: RunCheckpoint, max_steps: int, ckpt_path: Path | None = None) -> object:
+    """Fit with validation every 2 steps; return ``ckpt.best_model_score`` as training starts (after a resume)."""
+    at_start: list[object] = []
 
     class _Probe(pl.Callback):
         def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-            restored.append(resumed.best_model_score)
+            at_start.append(ckpt.best_model_score)
 
-    trainer = pl.Trainer(max_steps=6, callbacks=[resumed, _Probe()], logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, plugins=[AtomicCheckpointIO()], limit_val_batches=2,
-                         default_root_dir=str(tmp_path))
+    trainer = pl.Trainer(max_steps=max_steps, val_check_interval=2, check_val_every_n_epoch=None,
+                         limit_val_batches=2, callbacks=[ckpt, _Probe()], logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, plugins=[AtomicCheckpointIO()], default_root_dir=str(tmp_path))
+    trainer.fit(SequenceClassificationTask(SequenceClassifier(32, 4)),
+                SyntheticSequenceDataModule(num_samples=256, batch_size=32),
+                ckpt_path=str(ckpt_path) if ckpt_path else None)
+    return at_start[0]
+
+
+def _checkpoint(tmp_path: Path, every_n_train_steps: int) -> RunCheckpoint:
+    return RunCheckpoint(dirpath=str(tmp_path / "ckpt"), monitor="val/acc", mode="max",
+                         every_n_train_steps=every_n_train_steps)
+
+
+def test_resume_with_another_save_frequency_keeps_the_best_score(tmp_path: Path) -> None:
+    first = _checkpoint(tmp_path, every_n_train_steps=2)
+    _fit(tmp_path, first, max_steps=4)
+    assert first.best_model_score is not None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        trainer.fit(SequenceClassificationTask(SequenceClassifier(32, 4)),
-                    SyntheticSequenceDataModule(num_samples=256, batch_size=32),
-                    ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
-    assert restored and restored[0] == first.best_model_score  # the first run's best, not reset
+        restored = _fit(tmp_path, _checkpoint(tmp_path, every_n_train_steps=3), max_steps=6,
+                        ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    assert restored == first.best_model_score  # the first run's best, not reset
     assert not [w for w in caught if "callbacks used to create the checkpoint" in str(w.message)]
 
 
 def test_state_saved_under_lightnings_longer_key_is_still_found(tmp_path: Path) -> None:
-    first = RunCheckpoint(dirpath=str(tmp_path / "ckpt"), monitor="val/acc", mode="max", every_n_train_steps=2)
+    first = _checkpoint(tmp_path, every_n_train_steps=2)
     _fit(tmp_path, first, max_steps=4)
     path = tmp_path / "ckpt" / "last.ckpt"
     ckpt = torch.load(path, weights_only=True)
     (state,) = ckpt["callbacks"].values()
     ckpt["callbacks"] = {"RunCheckpoint{'monitor': 'val/acc', 'mode': 'max', 'every_n_train_steps': 2, "
-                         "'every_n_epochs': None, 'train_time_interval': None}": state}
+                         "'every_n_epochs': 0, 'train_time_interval': None}": state}  # as Lightning keyed it
     torch.save(ckpt, path)
-    resumed = RunCheckpoint(dirpath=str(tmp_path / "ckpt"), monitor="val/acc", mode="max", every_n_train_steps=2)
-    resumed.on_load_checkpoint(None, None, ckpt)  # type: ignore[arg-type]
-    resumed.load_state_dict(ckpt["callbacks"][resumed.state_key])
-    assert resumed.best_model_score == first.best_model_score
+    assert _fit(tmp_path, _checkpoint(tmp_path, every_n_train_steps=2), max_steps=6, ckpt_path=path) \
+        == first.best_model_score
