@@ -36,14 +36,17 @@ def _uv() -> str:
 
 
 def _sync(uv: str) -> None:
+    """Install the locked environment (uv.lock) into .venv."""
     subprocess.run([uv, "sync", "--frozen"], cwd=ROOT, check=True)
 
 
 def main(argv: list[str]) -> int:
+    """Run ``demo`` or ``test`` with the extra arguments; returns the exit status."""
     if not argv or argv[0] not in ("demo", "test"):
         print(__doc__)
         return 2
-    if sys.version_info < (3, 11):
+    # run.py itself runs on whatever python3 the machine has, older ones included: say why it stops
+    if sys.version_info < (3, 11):  # noqa: UP036
         print(f"run.py: attnkit needs Python 3.11+, this is {sys.version.split()[0]}", file=sys.stderr)
         return 2
     uv = _uv()
