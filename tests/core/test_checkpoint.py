@@ -80,3 +80,35 @@ def test_state_saved_under_lightnings_longer_key_is_still_found(tmp_path: Path) 
     torch.save(ckpt, path)
     assert _fit(tmp_path, _checkpoint(tmp_path, every_n_train_steps=2), max_steps=6, ckpt_path=path) \
         == first.best_model_score
+
+
+def test_resume_after_an_epoch_that_ended_training_starts_the_next_epoch(tmp_path: Path) -> None:
+    # 4 batches per epoch, no shuffling; saved every 3 steps, so last.ckpt is written again when training ends
+    # at step 4, after the epoch's last batch. Resumed to 8 steps, the run must see batches 0-3 again, as an
+    # uninterrupted run does (Lightning 2.6 alone ran one extra batch as "batch 4 of epoch 0" first)
+    data = SyntheticSequenceDataModule(num_samples=128, batch_size=32, shuffle=False)
+
+    class _Batches(pl.Callback):
+        def __init__(self) -> None:
+            self.seen: list[tuple[int, int]] = []
+
+        def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: object,
+                                 batch_idx: int) -> None:
+            self.seen.append((trainer.current_epoch, batch_idx))
+
+    def run(where: Path, stops: list[int]) -> list[tuple[int, int]]:
+        spy = _Batches()
+        pl.seed_everything(0)
+        task = SequenceClassificationTask(SequenceClassifier(32, 4))
+        for steps in stops:
+            last = where / "last.ckpt"
+            trainer = pl.Trainer(max_steps=steps, limit_val_batches=0, logger=False, enable_progress_bar=False,
+                                 enable_model_summary=False, plugins=[AtomicCheckpointIO()],
+                                 default_root_dir=str(where),
+                                 callbacks=[RunCheckpoint(dirpath=str(where), every_n_train_steps=3), spy])
+            trainer.fit(task, data, ckpt_path=str(last) if last.exists() else None)
+        return spy.seen
+
+    whole = run(tmp_path / "a", [8])
+    assert whole == [(e, b) for e in (0, 1) for b in range(4)]
+    assert run(tmp_path / "b", [4, 8]) == whole

@@ -154,3 +154,29 @@ class RunCheckpoint(ModelCheckpoint):
         fast_dev_run = getattr(trainer, "fast_dev_run", False)  # set by Trainer.__init__; not declared to mypy
         if self.save_last and not fast_dev_run and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        """Save a finished epoch so that a resume starts the next one at its first batch.
+
+        A checkpoint written after the epoch's last batch (when training ends on an epoch boundary) kept
+        that epoch's batch count; Lightning 2.6 resumed from it with one extra batch numbered as the old
+        epoch's, then began the next epoch, so a resumed run saw other batches than an uninterrupted one.
+        """
+        _reset_finished_epoch(checkpoint)
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+
+def _reset_finished_epoch(checkpoint: dict[str, Any]) -> None:
+    """Zero the fit loop's per-epoch batch counters when its epoch has completed (no-op otherwise)."""
+    fit = checkpoint.get("loops", {}).get("fit_loop")
+    if not isinstance(fit, dict):
+        return
+    try:
+        epoch = fit["epoch_progress"]["current"]
+        batches = fit["epoch_loop.batch_progress"]["current"]
+    except (KeyError, TypeError):
+        return
+    if epoch.get("completed", 0) >= 1 and epoch.get("completed") == epoch.get("ready"):
+        for k in batches:
+            batches[k] = 0

@@ -9,6 +9,7 @@ from attnkit.core._lazy import lazy_exports
 from attnkit.core.tasks import model_registry as _model_registry  # noqa: F401  (registers the demo model)
 
 if TYPE_CHECKING:
+    from attnkit.core.tasks.averaging import EMAWeights
     from attnkit.core.tasks.base import PredictionWriter, Task, write_table
     from attnkit.core.tasks.batch_norm import PreciseBatchNorm, recalibrate_batch_norm
     from attnkit.core.tasks.optim import WarmupCosineLR
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     )
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "EMAWeights": "attnkit.core.tasks.averaging:EMAWeights",
     "PredictionWriter": "attnkit.core.tasks.base:PredictionWriter",
     "PreciseBatchNorm": "attnkit.core.tasks.batch_norm:PreciseBatchNorm",
     "recalibrate_batch_norm": "attnkit.core.tasks.batch_norm:recalibrate_batch_norm",
@@ -31,6 +33,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "EMAWeights",
     "PreciseBatchNorm",
     "PredictionWriter",
     "SequenceClassificationTask",

@@ -174,20 +174,24 @@ class PreciseBatchNorm(Callback):
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Re-estimate before a validation inside ``fit`` (not during the sanity check)."""
-        if self.before_validation and trainer.state.fn == "fit" and not trainer.sanity_checking:
+        if (self.before_validation and trainer.state.fn == "fit" and not trainer.sanity_checking
+                and not _averaging(trainer)):
             self.recalibrate(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Re-estimate with the final weights, and have ``last.ckpt`` saved again if it predates that."""
-        if self.recalibrate(trainer, pl_module):
+        if not _averaging(trainer) and self.recalibrate(trainer, pl_module):
             for cb in trainer.checkpoint_callbacks:
                 mark = getattr(cb, "mark_last_stale", None)
                 if mark is not None:
                     mark()
 
-    def recalibrate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
-        """Re-estimate now unless already done at this optimizer step; True when the statistics changed."""
-        if self._done_at_step == trainer.global_step or not _tracked_batch_norms(pl_module):
+    def recalibrate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, force: bool = False) -> bool:
+        """Re-estimate now unless already done at this optimizer step (``force``: even then).
+
+        Returns True when the statistics changed.
+        """
+        if (self._done_at_step == trainer.global_step and not force) or not _tracked_batch_norms(pl_module):
             return False
         loader = trainer.train_dataloader
         if not isinstance(loader, DataLoader):
@@ -219,3 +223,11 @@ class PreciseBatchNorm(Callback):
             random.setstate(py_state)
         self._done_at_step = trainer.global_step
         return True
+
+
+def _averaging(trainer: pl.Trainer) -> bool:
+    """True when a weight-averaging callback (:class:`~attnkit.core.tasks.EMAWeights`) re-estimates instead.
+
+    The statistics must be those of the averaged weights, which are the ones evaluated and saved.
+    """
+    return any(getattr(cb, "recalibrates_batch_norm", False) for cb in trainer.callbacks)  # type: ignore[attr-defined]
