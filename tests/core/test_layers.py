@@ -247,7 +247,12 @@ def test_channel_attention_with_huge_energies_keeps_float32_accuracy() -> None:
     plain = (torch.softmax(e32.amax(-1, keepdim=True) - e32, dim=-1) @ f32).view_as(x)
     err_plain = (plain.double() - want).abs().max().item()
     assert 0 < err_plain < 1e-3
-    assert (got.double() - want).abs().max().item() <= 1.5 * err_plain
+    # Both round energies of ~5e3 to float32 (an ulp of ~5e-4); which of the two lands nearer the float64
+    # result depends on the CPU's kernels: ours was within 1.5x the plain formula's error on an Intel Xeon and
+    # 2.7x on an AMD EPYC (AVX512-BF16). A floor that changed the result (say at 1e-5 of the largest weight)
+    # would be tens of times outside this.
+    err = (got.double() - want).abs().max().item()
+    assert err <= 4 * err_plain, (err, err_plain)
     # under autocast and in half precision the energies are formed in float32 (bfloat16 energies of ~4e3 are
     # off by up to 16, which reorders the softmax): only the result is rounded to the low precision
     with torch.autocast("cpu", dtype=torch.bfloat16):
