@@ -9,6 +9,8 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import WeightAveraging
 from torch import Tensor
 
+from attnkit.core.tasks.batch_norm import PreciseBatchNorm, mark_last_stale
+
 __all__ = ["EMAWeights"]
 
 
@@ -91,7 +93,7 @@ class EMAWeights(WeightAveraging):
         """Swap the average in; re-estimate its batch-norm statistics when PreciseBatchNorm is used."""
         super().on_validation_epoch_start(trainer, pl_module)
         if self._average_model is not None and not trainer.sanity_checking:
-            _recalibrate(trainer, pl_module)
+            _recalibrate(trainer, pl_module, before_validation=True)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Leave the average in the module (its batch-norm statistics re-estimated) and keep the trained weights."""
@@ -103,10 +105,7 @@ class EMAWeights(WeightAveraging):
             # the average keeps the statistics that go with it, for the checkpoint written after this
             for avg, cur in zip(self._average_model.module.buffers(), pl_module.buffers(), strict=True):
                 avg.detach().copy_(cur.detach())
-        for cb in trainer.checkpoint_callbacks:
-            mark = getattr(cb, "mark_last_stale", None)
-            if mark is not None:
-                mark()
+        mark_last_stale(trainer)
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
@@ -127,12 +126,13 @@ class EMAWeights(WeightAveraging):
         super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
-def _recalibrate(trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
-    """Have every PreciseBatchNorm callback re-estimate the module's statistics now; True when one did."""
-    from attnkit.core.tasks.batch_norm import PreciseBatchNorm
+def _recalibrate(trainer: pl.Trainer, pl_module: pl.LightningModule, before_validation: bool = False) -> bool:
+    """Have every PreciseBatchNorm callback re-estimate the module's statistics now; True when one did.
 
+    ``before_validation``: only those that re-estimate before validations (their ``before_validation``).
+    """
     done = False
     for cb in trainer.callbacks:  # type: ignore[attr-defined]
-        if isinstance(cb, PreciseBatchNorm):
+        if isinstance(cb, PreciseBatchNorm) and (cb.before_validation or not before_validation):
             done = cb.recalibrate(trainer, pl_module, force=True) or done
     return done

@@ -181,10 +181,7 @@ class PreciseBatchNorm(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Re-estimate with the final weights, and have ``last.ckpt`` saved again if it predates that."""
         if not _averaging(trainer) and self.recalibrate(trainer, pl_module):
-            for cb in trainer.checkpoint_callbacks:
-                mark = getattr(cb, "mark_last_stale", None)
-                if mark is not None:
-                    mark()
+            mark_last_stale(trainer)
 
     def recalibrate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, force: bool = False) -> bool:
         """Re-estimate now unless already done at this optimizer step (``force``: even then).
@@ -231,3 +228,11 @@ def _averaging(trainer: pl.Trainer) -> bool:
     The statistics must be those of the averaged weights, which are the ones evaluated and saved.
     """
     return any(getattr(cb, "recalibrates_batch_norm", False) for cb in trainer.callbacks)  # type: ignore[attr-defined]
+
+
+def mark_last_stale(trainer: pl.Trainer) -> None:
+    """Have every checkpoint callback that can (``RunCheckpoint``) write ``last.ckpt`` again when training ends."""
+    for cb in trainer.checkpoint_callbacks:
+        mark = getattr(cb, "mark_last_stale", None)
+        if mark is not None:
+            mark()
