@@ -109,6 +109,37 @@ def test_validation_runs_the_average_with_its_own_statistics(tmp_path: Path) -> 
     assert not torch.allclose(record.weights[-1]["model.0.weight"], want["model.0.weight"])
 
 
+class _RecordState(pl.Callback):
+    """The module's whole state (parameters and batch-norm buffers) after every optimiser step."""
+
+    def __init__(self) -> None:
+        self.states: list[dict[str, Tensor]] = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        self.states.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()
+                            if v.is_floating_point()})
+
+
+def test_validation_without_re_estimation_runs_the_averaged_statistics(tmp_path: Path) -> None:
+    # PreciseBatchNorm(before_validation=False): validation sees the moving average of the batch-norm buffers
+    # as they were (not re-estimated); when training ends the average's statistics are re-estimated all the same
+    task, record = _task(_ValTask), _RecordState()
+    train, val = loaders(shuffle=False)
+    _trainer(tmp_path, [PreciseBatchNorm(num_batches=3, before_validation=False), record, EMAWeights(decay=0.8)],
+             max_steps=6, limit_train_batches=6, num_sanity_val_steps=0).fit(task, train, val)
+    assert isinstance(task, _ValTask) and len(task.seen) == 1
+    want = _expected(record.states, 0.8, True)
+    stats = [f"model.{i}.{s}" for i in (1, 5) for s in ("running_mean", "running_var")]
+    for k, v in want.items():
+        torch.testing.assert_close(task.seen[0][k], v, rtol=1e-5, atol=1e-6, msg=k)
+    model = make_model()
+    model.load_state_dict({k[len("model."):]: v for k, v in task.state_dict().items()})
+    recalibrate_batch_norm(model, [b[0] for b in train], num_batches=3)
+    for k, b in zip(stats, bn_stats(model), strict=True):
+        torch.testing.assert_close(task.state_dict()[k], b, msg=k)  # re-estimated at the end
+        assert not torch.allclose(want[k], b, rtol=1e-3, atol=1e-4), k  # which validation did not see
+
+
 def test_checkpoints_hold_both_and_a_resumed_run_matches_an_uninterrupted_one(tmp_path: Path) -> None:
     def run(where: Path, stops: list[int]) -> BNTask:
         task = _task()
