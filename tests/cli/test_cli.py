@@ -38,6 +38,12 @@ def test_fit_validate_test_predict_through_the_cli(capsys: pytest.CaptureFixture
     assert "test/acc" in out and "val/acc" in out
     assert main(["predict", "-c", "demo", *SMALL, "--ckpt_path", "last"]) == 0
 
+    # a checkpoint file's path works as `last` does (Lightning's merge of its hyper-parameters used to fail)
+    for ckpt in ("last", str(run / "checkpoints/last.ckpt")):
+        assert main(["test", "-c", "demo", *SMALL, "--ckpt_path", ckpt]) == 0
+    tested = [r["test/acc"] for r in _metrics(run) if r.get("test/acc")]
+    assert len(tested) == 3 and tested[1] == tested[2]
+
 
 def test_config_by_path_and_short_class_names(tmp_path: Path) -> None:
     cfg = packaged_configs()["demo"].path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import shutil
 import sys
 import tempfile
@@ -145,13 +144,18 @@ class AttnkitCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
     def _parse_ckpt_path(self) -> None:
-        """Lightning reads ``--ckpt_path`` here first; an unreadable file fails naming the file."""
-        try:
-            super()._parse_ckpt_path()
-        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError):
-            sub = self.config.get("subcommand")
-            load_checkpoint(self.config[sub].get("ckpt_path"))  # raises CheckpointError naming the file
-            raise
+        """Check a ``--ckpt_path`` file before anything is built: an unreadable one fails naming the file.
+
+        Lightning would also merge the checkpoint's hyper-parameters into the ``model`` config here. Not in
+        attnkit: the config and the command line define the run and the checkpoint gives the weights, as for
+        ``best``/``last``. (Lightning's merge puts the task's init arguments where a ``class_path``/``init_args``
+        task is expected, so every file path failed with "Option 'num_classes' is not accepted", and where it
+        worked it would override what the command line set, e.g. ``predict``'s ``output_dir``.)
+        """
+        sub = self.config.get("subcommand")
+        ckpt = self.config[sub].get("ckpt_path") if sub else None
+        if ckpt and "://" not in str(ckpt) and Path(ckpt).is_file():
+            load_checkpoint(ckpt)  # raises CheckpointError naming the file
 
     def _run_subcommand(self, subcommand: str) -> None:
         ns = self.config_init[subcommand]
