@@ -20,13 +20,15 @@ from bn_task import BNTask, bn_stats, loaders, make_model
 
 
 class _Record(pl.Callback):
-    """The trained parameters after every optimiser step."""
+    """The trained parameters (``buffers``: also the floating-point buffers) after every optimiser step."""
 
-    def __init__(self) -> None:
+    def __init__(self, buffers: bool = False) -> None:
         self.weights: list[dict[str, Tensor]] = []
+        self.buffers = buffers
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        self.weights.append({k: v.detach().clone() for k, v in pl_module.named_parameters()})
+        state = pl_module.state_dict() if self.buffers else dict(pl_module.named_parameters())
+        self.weights.append({k: v.detach().clone() for k, v in state.items() if v.is_floating_point()})
 
 
 class _ValTask(BNTask):
@@ -109,26 +111,15 @@ def test_validation_runs_the_average_with_its_own_statistics(tmp_path: Path) -> 
     assert not torch.allclose(record.weights[-1]["model.0.weight"], want["model.0.weight"])
 
 
-class _RecordState(pl.Callback):
-    """The module's whole state (parameters and batch-norm buffers) after every optimiser step."""
-
-    def __init__(self) -> None:
-        self.states: list[dict[str, Tensor]] = []
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        self.states.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()
-                            if v.is_floating_point()})
-
-
 def test_validation_without_re_estimation_runs_the_averaged_statistics(tmp_path: Path) -> None:
     # PreciseBatchNorm(before_validation=False): validation sees the moving average of the batch-norm buffers
     # as they were (not re-estimated); when training ends the average's statistics are re-estimated all the same
-    task, record = _task(_ValTask), _RecordState()
+    task, record = _task(_ValTask), _Record(buffers=True)
     train, val = loaders(shuffle=False)
     _trainer(tmp_path, [PreciseBatchNorm(num_batches=3, before_validation=False), record, EMAWeights(decay=0.8)],
              max_steps=6, limit_train_batches=6, num_sanity_val_steps=0).fit(task, train, val)
     assert isinstance(task, _ValTask) and len(task.seen) == 1
-    want = _expected(record.states, 0.8, True)
+    want = _expected(record.weights, 0.8, True)
     stats = [f"model.{i}.{s}" for i in (1, 5) for s in ("running_mean", "running_var")]
     for k, v in want.items():
         torch.testing.assert_close(task.seen[0][k], v, rtol=1e-5, atol=1e-6, msg=k)
