@@ -10,7 +10,7 @@
 # With MAX_TIME a run may stop before STEPS: read the step it reached from its log and pass that as STEPS
 # to the others, so the budgets stay matched. The published protocol trains far longer (UCTransNet: up to
 # 2000 epochs with early stopping); raise STEPS (e.g. 20000) on a machine that can afford it. Runs resume
-# with --ckpt_path last if interrupted (the patch sampler is not resumable, so draws after a resume differ).
+# with --ckpt_path last if interrupted (at the batch they reached: the patch loader is resumable).
 set -euo pipefail
 STEPS=${STEPS:-320}
 CONFIGS=${CONFIGS:-"unet-monuseg utransformer-monuseg msga-monuseg transdae-monuseg"}

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from attnkit.core.data import dataset_dir, fetch
 from attnkit.core.data.distributed import eval_sampler, global_seed
+from attnkit.core.data.resume import ResumableLoader
 from attnkit.vision.data.augment import SegmentationAugment
 from attnkit.vision.data.datasets import ImageDataset, PatchDataset, PatchSampler, rescale_pair
 from attnkit.vision.data.formats import (
@@ -196,7 +197,8 @@ class FolderSegmentationDataModule(LightningDataModule):
         """Random augmented patches: this process's share of each epoch (see :class:`PatchSampler`).
 
         Patches are a pure function of (``seed_everything`` seed, epoch, index), so N processes train on
-        distinct patches and a resumed run draws the same ones.
+        distinct patches; the loader is a :class:`~attnkit.core.data.resume.ResumableLoader`, so a run resumed
+        from any checkpoint, mid-epoch too, trains on the batches of the uninterrupted run.
         """
         pairs = self.load_split("train")
         if self.scale != 1:
@@ -206,8 +208,8 @@ class FolderSegmentationDataModule(LightningDataModule):
         ds = PatchDataset(pairs, self.patch_size, self.samples_per_epoch,
                           self.augmentation, self.mean, self.std, seed=global_seed())
         sampler = PatchSampler(ds)
-        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-                          drop_last=len(sampler) >= self.batch_size, persistent_workers=self.num_workers > 0)
+        return ResumableLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                               drop_last=len(sampler) >= self.batch_size, persistent_workers=self.num_workers > 0)
 
     def _whole(self, pairs: list[SegmentationPair]) -> DataLoader[Any]:
         ds = ImageDataset(pairs, self.mean, self.std, scale=self.scale)

@@ -166,9 +166,22 @@ class PatchSampler(DistributedSampler[tuple[int, int]]):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, seed=dataset.seed)
         self.num_samples = -(-len(dataset) // num_replicas)
         self.total_size = self.num_samples * num_replicas
+        self.skipped = 0
+        self._skip: tuple[int, int] | None = None
+
+    def skip_next(self, epoch: int, n: int) -> None:
+        """Leave out the first ``n`` items of this share in the next iteration, if it is one of ``epoch``.
+
+        :class:`~attnkit.core.data.resume.ResumableLoader` uses it to resume a run mid-epoch.
+        """
+        self._skip = (epoch, n)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        return ((self.epoch, i) for i in range(self.rank, self.total_size, self.num_replicas))
+        epoch, n = self._skip or (self.epoch, 0)
+        self._skip = None
+        self.skipped = min(n, self.num_samples) if epoch == self.epoch else 0
+        first = self.rank + self.skipped * self.num_replicas
+        return ((self.epoch, i) for i in range(first, self.total_size, self.num_replicas))
 
     def __len__(self) -> int:
         return self.num_samples
