@@ -13,6 +13,7 @@ from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
 from attnkit.core.checkpoint import RunCheckpoint
 from attnkit.core.data.resume import ResumableLoader
+from attnkit.core.tasks import EMAWeights
 from attnkit.vision import MoNuSegDataModule
 from attnkit.vision.data.augment import SegmentationAugment
 from attnkit.vision.data.datasets import PatchDataset, PatchSampler
@@ -85,8 +86,11 @@ class _Seen(pl.LightningModule):
         self.seen = list(checkpoint["seen"])
 
 
-def _train(root: Path, where: Path, stops: list[int], workers: int) -> _Seen:
-    """Train to each step in ``stops`` in turn, each time in a new Trainer resuming from ``last.ckpt``."""
+def _train(root: Path, where: Path, stops: list[int], workers: int, ema: bool) -> _Seen:
+    """Train to each step in ``stops`` in turn, each time in a new Trainer resuming from ``last.ckpt``.
+
+    ``ema``: with ``EMAWeights``, which has ``last.ckpt`` written again when training ends (mid-epoch here).
+    """
     model = _Seen()
     for steps in stops:
         pl.seed_everything(11)
@@ -96,7 +100,8 @@ def _train(root: Path, where: Path, stops: list[int], workers: int) -> _Seen:
         last = where / "last.ckpt"
         trainer = pl.Trainer(accelerator="cpu", max_steps=steps, max_epochs=-1, logger=False, limit_val_batches=0,
                              enable_progress_bar=False, enable_model_summary=False, default_root_dir=where,
-                             callbacks=[RunCheckpoint(dirpath=str(where), every_n_train_steps=1)])
+                             callbacks=[*([EMAWeights(decay=0.5)] if ema else []),
+                                        RunCheckpoint(dirpath=str(where), every_n_train_steps=1)])
         with warnings.catch_warnings():
             warnings.simplefilter("error", PossibleUserWarning)  # "resuming ... dataloader is not resumable"
             warnings.filterwarnings("ignore", message=".*(num_workers|does not have many workers).*")
@@ -105,12 +110,12 @@ def _train(root: Path, where: Path, stops: list[int], workers: int) -> _Seen:
     return model
 
 
-@pytest.mark.parametrize("workers", [0, 1])
-def test_a_run_resumed_mid_epoch_trains_on_the_batches_of_an_uninterrupted_one(tmp_path: Path,
-                                                                             workers: int) -> None:
+@pytest.mark.parametrize(("workers", "ema"), [(0, False), (1, False), (0, True)])
+def test_a_run_resumed_mid_epoch_trains_on_the_batches_of_an_uninterrupted_one(tmp_path: Path, workers: int,
+                                                                             ema: bool) -> None:
     make_monuseg(tmp_path / "data")
-    whole = _train(tmp_path / "data", tmp_path / "whole", [11], workers)
-    resumed = _train(tmp_path / "data", tmp_path / "resumed", [2, 4, 6, 7, 11], workers)
+    whole = _train(tmp_path / "data", tmp_path / "whole", [11], workers, ema)
+    resumed = _train(tmp_path / "data", tmp_path / "resumed", [2, 4, 6, 7, 11], workers, ema)
     assert len(whole.seen) == 11 and len(set(whole.seen)) == 11
     assert resumed.seen == whole.seen
     torch.testing.assert_close(resumed.w, whole.w, rtol=0, atol=0)

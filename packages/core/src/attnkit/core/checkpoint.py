@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -131,6 +133,8 @@ class RunCheckpoint(ModelCheckpoint):
         Lightning defers a step-triggered save until validation has logged the monitored metric, which
         for a run without validation (or a long first epoch) means no mid-run ``last.ckpt`` at all.
         """
+        # What a save at this point holds: a save when training ends (mid-epoch too) resumes from it.
+        self._batch_end_loop = (trainer.global_step, copy.deepcopy(trainer.fit_loop.state_dict()))
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         n = self._every_n_train_steps
         if n < 1 or trainer.global_step % n != 0 or self.monitor is None:
@@ -157,14 +161,34 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
-        """Save a finished epoch so that a resume starts the next one at its first batch.
+        """Save the loop's state so that a resume continues exactly where this run stopped.
 
         A checkpoint written after the epoch's last batch (when training ends on an epoch boundary) kept
         that epoch's batch count; Lightning 2.6 resumed from it with one extra batch numbered as the old
         epoch's, then began the next epoch, so a resumed run saw other batches than an uninterrupted one.
+        A checkpoint written when training ends inside an epoch (``max_steps``, or a callback's re-save then)
+        has Lightning's loop marking that epoch as completed: the resumed run began the next epoch and never
+        trained on the rest of this one. It gets the loop state of this step's last batch instead, what a
+        save right after the batch holds.
         """
+        recorded: tuple[int, dict[str, Any]] | None = getattr(self, "_batch_end_loop", None)
+        loops = checkpoint.get("loops")
+        if (recorded is not None and recorded[0] == trainer.global_step and isinstance(loops, dict)
+                and _ended_mid_epoch(loops.get("fit_loop"), trainer.num_training_batches)):
+            loops["fit_loop"] = copy.deepcopy(recorded[1])
         _reset_finished_epoch(checkpoint)
         super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+
+def _ended_mid_epoch(fit: Any, batches_per_epoch: float) -> bool:
+    """True when the fit loop's state marks its epoch completed though fewer than its batches ran."""
+    try:
+        epoch = fit["epoch_progress"]["current"]
+        done = fit["epoch_loop.batch_progress"]["current"]["completed"]
+    except (KeyError, TypeError):
+        return False
+    return (epoch.get("completed", 0) >= 1 and epoch.get("completed") == epoch.get("ready")
+            and math.isfinite(batches_per_epoch) and done < batches_per_epoch)
 
 
 def _reset_finished_epoch(checkpoint: dict[str, Any]) -> None:
