@@ -287,3 +287,25 @@ def test_scaled_data_is_evaluated_and_predicted_at_the_original_resolution(monus
             assert np.asarray(Image.open(mask)).shape == (72, 80)
     assert scores[1.0] > 0.95
     assert 0.85 < scores[0.5] <= scores[1.0]  # boundaries blur at half size, nothing else
+
+
+def test_a_run_stopped_and_resumed_mid_epoch_ends_with_the_uninterrupted_weights(monuseg_root: Path,
+                                                                                   tmp_path: Path) -> None:
+    """Through `attnkit fit`: 2 steps then `--ckpt_path last` to 5 equals 5 steps (3 batches per epoch)."""
+    args = ["-c", "unet-monuseg", "--data.root", str(monuseg_root), "--data.patch_size", "64", "--model.patch_size",
+            "64", "--data.batch_size", "2", "--data.samples_per_epoch", "6", "--model.model.init_args.encoder_name",
+            TINY, "--trainer.enable_progress_bar=false", "--trainer.max_epochs=-1"]
+
+    def last(run: str) -> dict[str, torch.Tensor]:
+        ck = torch.load(tmp_path / run / "unet-monuseg" / "checkpoints" / "last.ckpt", weights_only=True)
+        assert ck["global_step"] == 5
+        return dict(ck["state_dict"])
+
+    assert main(["fit", *args, "--run_dir", str(tmp_path / "whole"), "--trainer.max_steps", "5"]) == 0
+    assert main(["fit", *args, "--run_dir", str(tmp_path / "parts"), "--trainer.max_steps", "2"]) == 0
+    assert main(["fit", *args, "--run_dir", str(tmp_path / "parts"), "--trainer.max_steps", "5",
+                 "--ckpt_path", "last"]) == 0
+    whole, parts = last("whole"), last("parts")
+    assert whole.keys() == parts.keys()
+    for k, v in whole.items():
+        torch.testing.assert_close(parts[k], v, rtol=0, atol=0, msg=k)
