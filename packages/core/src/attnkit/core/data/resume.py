@@ -6,8 +6,14 @@ had reached ("You're resuming from a checkpoint that ended before the epoch ende
 not resumable"): after a mid-epoch resume the epoch's first batches are trained on twice and its last ones
 never. :class:`ResumableLoader` implements Lightning's ``state_dict`` / ``load_state_dict`` interface for
 training loaders: checkpoints hold the epoch and the number of batches it has yielded in it, and the resumed
-run's sampler skips those, so it trains on the batches the uninterrupted run would have (with weights,
-optimiser and random state restored, bit for bit the same run).
+run's sampler skips those, so it trains on the batches the uninterrupted run would have. A model that draws
+no random numbers in a training step (the vision models) then repeats the uninterrupted run bit for bit;
+dropout draws from the global random state, which Lightning does not restore on resume.
+
+Limitation: with ``limit_train_batches`` below the loader's length *and* loader workers, a checkpoint written
+at the end of such a shortened epoch makes the resumed run start the next epoch at the wrong position (the
+loader cannot tell that epoch from an unfinished one; without workers the sampler sees the new epoch and does
+not skip).
 """
 
 from __future__ import annotations
