@@ -6,8 +6,8 @@
 # test set (MoNuSeg: the 14 test images; ISBI 2012: the held-out fold; DRIVE: the 20 test images inside the field of
 # view; PH2: fold 0 of 5, 40 images), then resumes from its last.ckpt to the
 # next budget (--ckpt_path last: weights, optimizer state and the patch loader's position carry on, so the
-# run at each budget is the uninterrupted one; before the resumable loader, a resume inside an epoch
-# re-read that epoch's first batches). Pairs without a packaged config are skipped.
+# run at each budget is the uninterrupted one; before the twenty-second session's fix a resumed run saw
+# other batches than an uninterrupted one). Pairs without a packaged config are skipped.
 #   ATTNKIT_DATA_DIR=/path/to/data bash benchmarks/vision_curves.sh                 # full size: a GPU's job
 #   MODELS="unet utransformer" DATASETS="isbi2012" FOLDS="2 4" BUDGETS="100 300" SEEDS="42 43" bash ...
 #   BUDGETS=2 SEEDS=42 MODELS=unet DATASETS=isbi2012 FOLDS=0 bash ...   # smoke test of the script
