@@ -97,6 +97,8 @@ class RunCheckpoint(ModelCheckpoint):
             auto_insert_metric_name=False,
             enable_version_counter=False,
         )
+        # (global step, fit-loop state) after the latest training batch: see on_save_checkpoint
+        self._batch_end_loop: tuple[int, dict[str, Any]] | None = None
 
     @property
     def state_key(self) -> str:
@@ -171,36 +173,31 @@ class RunCheckpoint(ModelCheckpoint):
         trained on the rest of this one. It gets the loop state of this step's last batch instead, what a
         save right after the batch holds.
         """
-        recorded: tuple[int, dict[str, Any]] | None = getattr(self, "_batch_end_loop", None)
-        loops = checkpoint.get("loops")
-        if (recorded is not None and recorded[0] == trainer.global_step and isinstance(loops, dict)
-                and _ended_mid_epoch(loops.get("fit_loop"), trainer.num_training_batches)):
-            loops["fit_loop"] = copy.deepcopy(recorded[1])
-        _reset_finished_epoch(checkpoint)
+        recorded = self._batch_end_loop
+        _mend_finished_epoch(checkpoint, trainer.num_training_batches,
+                             recorded[1] if recorded is not None and recorded[0] == trainer.global_step else None)
         super().on_save_checkpoint(trainer, pl_module, checkpoint)
 
 
-def _ended_mid_epoch(fit: Any, batches_per_epoch: float) -> bool:
-    """True when the fit loop's state marks its epoch completed though fewer than its batches ran."""
-    try:
-        epoch = fit["epoch_progress"]["current"]
-        done = fit["epoch_loop.batch_progress"]["current"]["completed"]
-    except (KeyError, TypeError):
-        return False
-    return (epoch.get("completed", 0) >= 1 and epoch.get("completed") == epoch.get("ready")
-            and math.isfinite(batches_per_epoch) and done < batches_per_epoch)
+def _mend_finished_epoch(checkpoint: dict[str, Any], batches_per_epoch: float,
+                         batch_end_loop: dict[str, Any] | None) -> None:
+    """Fix a fit-loop state that marks its epoch completed (no-op for one that does not).
 
-
-def _reset_finished_epoch(checkpoint: dict[str, Any]) -> None:
-    """Zero the fit loop's per-epoch batch counters when its epoch has completed (no-op otherwise)."""
-    fit = checkpoint.get("loops", {}).get("fit_loop")
-    if not isinstance(fit, dict):
-        return
+    If fewer than the epoch's batches ran (training stopped inside it), use ``batch_end_loop``, the state
+    recorded after this step's batch, when there is one; otherwise zero the per-epoch batch counters.
+    """
+    loops = checkpoint.get("loops")
+    fit = loops.get("fit_loop") if isinstance(loops, dict) else None
     try:
-        epoch = fit["epoch_progress"]["current"]
-        batches = fit["epoch_loop.batch_progress"]["current"]
+        epoch = fit["epoch_progress"]["current"]  # type: ignore[index]
+        batches = fit["epoch_loop.batch_progress"]["current"]  # type: ignore[index]
     except (KeyError, TypeError):
         return
-    if epoch.get("completed", 0) >= 1 and epoch.get("completed") == epoch.get("ready"):
-        for k in batches:
-            batches[k] = 0
+    if not (epoch.get("completed", 0) >= 1 and epoch.get("completed") == epoch.get("ready")):
+        return
+    unfinished = math.isfinite(batches_per_epoch) and batches.get("completed", 0) < batches_per_epoch
+    if batch_end_loop is not None and unfinished:
+        loops["fit_loop"] = copy.deepcopy(batch_end_loop)  # type: ignore[index]
+        return
+    for k in batches:
+        batches[k] = 0
