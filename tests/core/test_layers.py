@@ -316,6 +316,63 @@ def test_cross_attention_gate(skip: tuple[int, ...], gate: tuple[int, ...]) -> N
         block(torch.randn(1, 8, 2, 2), torch.randn(1, 12, 4, 4))
 
 
+def _gate_written_out(g: CrossAttentionGate2d, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """U-Transformer's MHCA as the paper draws it, with 2D layers: 1x1 conv, BatchNorm2d (batch statistics),
+    ReLU, then max pooling; softmax(q k^T / sqrt(d)) v per head; 1x1 conv, BatchNorm2d, sigmoid, bilinear upsampling."""
+    def conv_bn(x: torch.Tensor, proj: nn.Linear, norm: nn.BatchNorm1d) -> torch.Tensor:
+        z = nn.functional.conv2d(x, proj.weight[:, :, None, None], proj.bias)
+        return nn.functional.batch_norm(z, None, None, norm.weight, norm.bias, training=True, eps=norm.eps)
+
+    yy = nn.functional.max_pool2d(torch.relu(conv_bn(y, g.gate_proj, g.gate_norm)), g.pool, ceil_mode=True)
+    ss = nn.functional.adaptive_max_pool2d(torch.relu(conv_bn(s, g.skip_proj, g.skip_norm)), yy.shape[-2:])
+    assert g.pos_skip is not None and g.pos_gate is not None
+    ss, yy = ss + g.pos_skip.grid(tuple(ss.shape[-2:]), ss.device, ss.dtype), yy + g.pos_gate.grid(
+        tuple(yy.shape[-2:]), yy.device, yy.dtype)
+    b, c, h, w = yy.shape
+    ty, ts = yy.reshape(b, c, h * w).transpose(1, 2), ss.reshape(b, c, h * w).transpose(1, 2)
+    nh = g.num_heads
+
+    def heads(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(b, h * w, nh, c // nh).transpose(1, 2)
+
+    q, k, v = heads(g.q_proj(ty)), heads(g.k_proj(ty)), heads(g.v_proj(ts))
+    z = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(c // nh), dim=-1) @ v
+    z = g.out_proj(z.transpose(1, 2).reshape(b, h * w, c)).transpose(1, 2).reshape(b, c, h, w)
+    m = torch.sigmoid(nn.functional.batch_norm(z, None, None, g.out_norm.weight, g.out_norm.bias, training=True,
+                                               eps=g.out_norm.eps))
+    return s * nn.functional.interpolate(m, size=s.shape[-2:], mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("skip_size", [(12, 16), (6, 8)], ids=["skip4x", "skip2x"])
+def test_cross_attention_gate_matches_the_paper_written_out(layout: str, skip_size: tuple[int, int]) -> None:
+    """The token-wise implementation (linear maps on channels-last views, ReLU after the max pooling) computes
+    the 2D-layer formulation: same output and gradients, in the skip's memory layout."""
+    torch.manual_seed(0)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    g = CrossAttentionGate2d(8, 12, num_heads=2, pool=2).double().to(memory_format=fmt)  # type: ignore[call-overload]
+    with torch.no_grad():  # a non-trivial output norm (its default weight 1, bias 0 hides little, but be sure)
+        g.out_norm.weight.uniform_(0.5, 1.5)
+        g.out_norm.bias.uniform_(-0.5, 0.5)
+    # skip2x: the skip max-pooled over 2x2 blocks only, so its ReLU zeroes some pooled values
+    s0 = torch.randn(2, 8, *skip_size, dtype=torch.float64).contiguous(memory_format=fmt)
+    y0 = torch.randn(2, 12, 6, 8, dtype=torch.float64).contiguous(memory_format=fmt)
+    s, y = s0.clone().requires_grad_(), y0.clone().requires_grad_()
+    out = g(s, y)
+    assert out.is_contiguous(memory_format=fmt)
+    rs, ry = s0.clone().requires_grad_(), y0.clone().requires_grad_()
+    ref = _gate_written_out(g, rs, ry)
+    torch.testing.assert_close(out, ref)
+    probe = torch.randn_like(ref)
+    (out * probe).sum().backward()
+    grads = [s.grad, y.grad] + [p.grad.clone() for p in g.parameters()]  # type: ignore[union-attr]
+    g.zero_grad()
+    (ref * probe).sum().backward()
+    for a, r in zip(grads, [rs.grad, ry.grad] + [p.grad for p in g.parameters()], strict=True):
+        assert a is not None and r is not None
+        torch.testing.assert_close(a, r)
+
+
 # ---------------------------------------------------------------- Linformer / Nystromformer
 
 
