@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from attnkit.core.tasks.averaging import EMAWeights
     from attnkit.core.tasks.base import PredictionWriter, Task, write_table
     from attnkit.core.tasks.batch_norm import PreciseBatchNorm, recalibrate_batch_norm
+    from attnkit.core.tasks.clipping import ClipGradients
     from attnkit.core.tasks.optim import WarmupCosineLR
     from attnkit.core.tasks.sequence_classification import (
         SequenceClassificationTask,
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     )
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "ClipGradients": "attnkit.core.tasks.clipping:ClipGradients",
     "EMAWeights": "attnkit.core.tasks.averaging:EMAWeights",
     "PredictionWriter": "attnkit.core.tasks.base:PredictionWriter",
     "PreciseBatchNorm": "attnkit.core.tasks.batch_norm:PreciseBatchNorm",
@@ -33,6 +35,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "ClipGradients",
     "EMAWeights",
     "PreciseBatchNorm",
     "PredictionWriter",
