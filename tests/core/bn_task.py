@@ -1,7 +1,8 @@
 """A tiny task with batch norm and dropout, for the PreciseBatchNorm tests; also run as a script under DDP.
 
 ``python bn_task.py OUT --devices N``: fits 3 epochs with :class:`PreciseBatchNorm` (strategy ``ddp`` when
-N > 1) and every rank saves its batch-norm running statistics and its model's state dict to ``OUT/rank<r>.pt``.
+N > 1) and every rank saves its batch-norm running statistics and its model's state dict to ``OUT/rank<r>.pt``;
+``--clip-from K`` also clips the gradient norm from step K on (:class:`ClipGradients`), without dropout.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from attnkit.core.tasks import PreciseBatchNorm, Task
+from attnkit.core.tasks import ClipGradients, PreciseBatchNorm, Task
+
+CLIP_NORM = 0.05  # for ``--clip-from``: below the gradient norm at every step of the run
 
 
 def make_model() -> nn.Module:
@@ -80,13 +83,20 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--devices", type=int, default=1)
+    ap.add_argument("--clip-from", type=int, default=None,
+                    help="no dropout, and ClipGradients(CLIP_NORM, start_step=this)")
     args = ap.parse_args()
     pl.seed_everything(0)
-    task = BNTask(make_model(), lr=0.05)
+    model = make_model()
+    callbacks: list[pl.Callback] = [PreciseBatchNorm(num_batches=100)]
+    if args.clip_from is not None:
+        model[3].p = 0.0
+        callbacks.append(ClipGradients(CLIP_NORM, start_step=args.clip_from))
+    task = BNTask(model, lr=0.05)
     trainer = pl.Trainer(max_epochs=3, accelerator="cpu", devices=args.devices,
                          strategy="ddp" if args.devices > 1 else "auto", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[PreciseBatchNorm(num_batches=100)], use_distributed_sampler=False)
+                         callbacks=callbacks, use_distributed_sampler=False)
     trainer.fit(task, datamodule=ShardedData())
     Path(args.out).mkdir(parents=True, exist_ok=True)
     torch.save({"stats": bn_stats(task.model), "state": task.model.state_dict()},

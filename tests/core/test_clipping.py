@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ from attnkit.core.checkpoint import RunCheckpoint
 from attnkit.core.tasks import ClipGradients
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bn_task import BNTask, loaders, make_model
+from bn_task import CLIP_NORM, BNTask, data, loaders, make_model
+
+from bounded_subprocess import run_bounded
 
 LR, MAX_NORM, BATCH = 0.05, 0.05, 48  # two batches per epoch: the resumed run starts at an epoch's start
 
@@ -110,3 +113,31 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
     trainer = _trainer(tmp_path, [ClipGradients(1.0, start_step=10)], max_steps=1, gradient_clip_val=2.0)
     with pytest.raises(ValueError, match="both clip: keep one"):
         trainer.fit(_task(), *loaders(BATCH))
+
+
+def test_ddp_processes_clip_the_averaged_gradients_alike(tmp_path: Path) -> None:
+    # 2 processes, rank r reads samples r, r+2, ... in batches of 8: 6 steps per epoch, 3 epochs; clipped from
+    # step 7. Reference: the same 18 steps in one process, each on the mean of the two ranks' gradients
+    start = 7
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = run_bounded([sys.executable, str(Path(__file__).parent / "bn_task.py"), str(tmp_path), "--devices", "2",
+                        "--clip-from", str(start)], env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pl.seed_everything(0)
+    model = make_model()
+    model[3].p = 0.0
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = data()[:]
+    shards = [list(zip(x[r::2].split(8), y[r::2].split(8), strict=True)) for r in (0, 1)]
+    for step in range(18):
+        opt.zero_grad()
+        for shard in shards:
+            xb, yb = shard[step % 6]
+            (((model(xb) - yb) ** 2).mean() / 2).backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM if step >= start else float("inf"))
+        assert norm > 2 * CLIP_NORM
+        opt.step()
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True)["state"] for r in (0, 1)]
+    for name, want in model.named_parameters():
+        torch.testing.assert_close(ranks[0][name], ranks[1][name], rtol=0, atol=0)
+        torch.testing.assert_close(ranks[0][name], want.detach(), rtol=1e-5, atol=1e-6)
