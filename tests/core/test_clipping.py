@@ -111,8 +111,9 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="start_step must be >= 0"):
         ClipGradients(1.0, start_step=-1)
     trainer = _trainer(tmp_path, [ClipGradients(1.0, start_step=10)], max_steps=1, gradient_clip_val=2.0)
-    with pytest.raises(ValueError, match="both clip: keep one"):
+    with pytest.raises(ValueError, match="both clip: keep one") as err:
         trainer.fit(_task(), *loaders(BATCH))
+    assert "--print_config" in str(err.value)  # how to take it out of a packaged config
 
 
 def test_ddp_processes_clip_the_averaged_gradients_alike(tmp_path: Path) -> None:

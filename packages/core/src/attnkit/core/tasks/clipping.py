@@ -12,6 +12,11 @@ from torch.optim import Optimizer
 __all__ = ["ClipGradients"]
 
 
+# a packaged config (utransformer-monuseg) lists the callback itself; a command-line flag cannot take one entry out
+_DROP = (". If ClipGradients comes from a packaged config, write it out with `attnkit fit -c <config> --print_config "
+         "> mine.yaml`, delete its entry under trainer.callbacks and run with `-c mine.yaml`")
+
+
 class ClipGradients(pl.Callback):
     """Clip the global gradient norm at ``max_norm`` from optimiser step ``start_step`` on; log the norm.
 
@@ -55,7 +60,7 @@ class ClipGradients(pl.Callback):
         if trainer.gradient_clip_val:
             raise ValueError(
                 f"ClipGradients and the Trainer's gradient_clip_val={trainer.gradient_clip_val} both clip: keep "
-                "one (ClipGradients(start_step=0) clips from the first step, as gradient_clip_val does)")
+                "one (ClipGradients(start_step=0) clips from the first step, as gradient_clip_val does)" + _DROP)
         if not pl_module.automatic_optimization:
             raise ValueError("ClipGradients needs automatic optimisation; with manual optimisation clip in "
                              "training_step (self.clip_gradients)")
@@ -63,7 +68,7 @@ class ClipGradients(pl.Callback):
         if "FSDP" in strategy or "ModelParallel" in strategy or "DeepSpeed" in strategy:
             raise ValueError(
                 f"ClipGradients cannot clip under {strategy}: each process holds a shard of the gradients; use "
-                "the Trainer's gradient_clip_val there")
+                "the Trainer's gradient_clip_val there" + _DROP)
 
     def on_before_optimizer_step(  # noqa: D102
             self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer) -> None:
