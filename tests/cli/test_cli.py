@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,19 @@ def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(s in out for s in ("fit", "validate", "test", "predict", "configs", "datasets", "models", "--run_dir"))
     assert main(["frobnicate"]) == 2
     assert "unknown subcommand 'frobnicate'" in capsys.readouterr().err
+
+
+def test_output_into_a_closed_pipe_stops_quietly() -> None:
+    # `attnkit configs | head -1`: the reader leaves before the listing is written; the command must stop with
+    # SIGPIPE's status and no traceback (a BrokenPipeError used to print one)
+    code = "import sys; from attnkit.core.cli import main; sys.exit(main(sys.argv[1:]))"
+    for argv in (["configs"], ["fit", "-c", "demo", "--print_config"]):
+        proc = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None
+        proc.stdout.close()  # long before the child has imported anything
+        try:
+            _, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+        assert proc.returncode == 141, err.decode()[-2000:]
+        assert b"Traceback" not in err and b"BrokenPipeError" not in err, err.decode()[-2000:]

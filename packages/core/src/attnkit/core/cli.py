@@ -383,6 +383,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("attnkit: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
+        if isinstance(e, BrokenPipeError) and _stdout_reader_gone():
+            # `attnkit configs | head`: the reader of the output left. Stop quietly with the status of a
+            # Unix tool killed by SIGPIPE (Python ignores the signal, so the write raised instead).
+            _silence_stdout()
+            return 141
         line = None if debug else _user_error(e)
         if line is None:
             raise
@@ -391,6 +396,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if isinstance(e, ConfigNotFoundError | UsageError | argparse.ArgumentError) else 1
     finally:
         _close_process_group()
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe or socket whose reading end is closed (poll reports an error on it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout without a file descriptor
+        return False
+
+
+def _silence_stdout() -> None:
+    """Point stdout's descriptor at /dev/null, so that flushing it at exit does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 def _close_process_group() -> None:
