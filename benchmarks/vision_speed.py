@@ -98,6 +98,45 @@ def infer_time(model: nn.Module, image: torch.Tensor, patch: int) -> float:
     return time.perf_counter() - t
 
 
+def cpu_name() -> str:
+    """The CPU's model name and vendor from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        info = dict(
+            (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in open("/proc/cpuinfo"))
+            if k.strip() in ("model name", "vendor_id")
+        )
+        return f"{info.get('model name', '?')} ({info.get('vendor_id', '?')})"
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+def kernel_rates(repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of the two kernels the models' time goes to, float32 on this process's threads (median of
+    ``repeats``): a matrix product at a transformer layer's shape (TransDAE's stage 3: 1024 tokens, 320 -> 1280;
+    ``nn.Linear`` takes this path, PyTorch's BLAS) and a 3x3 channels-last convolution (the U-Nets' bulk,
+    oneDNN). Ratios between the models follow the ratio of these two rates: PyTorch's MKL runs float32 products
+    on its generic code path on non-Intel CPUs (~2.5x below the convolution rate on an AMD EPYC with
+    AVX-512), which costs the transformer models and not the U-Net (docs/training-on-more-hardware.md)."""
+
+    def rate(f: Callable[[], object], flop: float) -> float:
+        f()
+        ts = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
+        return flop / statistics.median(ts) / 1e9
+
+    a, b = torch.randn(1024, 320), torch.randn(320, 1280)
+    x = torch.randn(4, 128, 64, 64).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(128, 128, 3, 3).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", enabled=False):
+        return {
+            "matmul_gflops": rate(lambda: torch.mm(a, b), 2 * 1024 * 320 * 1280),
+            "conv3x3_gflops": rate(lambda: nn.functional.conv2d(x, w, padding=1), 2 * 4 * 128 * 128 * 9 * 64 * 64),
+        }
+
+
 def profile_step(name: str, model: nn.Module, opt: torch.optim.Optimizer, loss: nn.Module, x: torch.Tensor,
                  y: torch.Tensor, top: int) -> None:
     """Print the ``top`` operators by self CPU time of one training step."""
@@ -162,11 +201,15 @@ def main() -> None:
             infer[n].append(infer_time(m, image, args.patch))
     base = names[0]
     res = {}
+    rates = kernel_rates()
     load1 = os.getloadavg()
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {args.threads}, "
+    print(f"# {cpu_name()}, torch {torch.__version__}, threads {args.threads}, "
           f"encoder {args.encoder}, batch {args.batch}x{args.patch}x{args.patch}, median of {args.repeats}"
           f"{', bf16 autocast' if args.bf16 else ''}; load average (1 min) {load0[0]:.1f} at start, "
           f"{load1[0]:.1f} at end")
+    mm, conv = rates["matmul_gflops"], rates["conv3x3_gflops"]
+    print(f"# float32 kernels on this CPU: matrix product (linear layers) {mm:.0f} GFLOP/s, 3x3 convolution "
+          f"{conv:.0f} GFLOP/s (ratio {conv / mm:.1f}; the attention models' ratios to the U-Net grow with it)")
     print(f"# ratios against {base} in the same memory format")
     print(f"| model | params (M) | train images/s | train step vs {base} | inference 1000x1000 (s) | vs {base} |")
     print("|---|---|---|---|---|---|")
@@ -181,7 +224,7 @@ def main() -> None:
         print(f"| {n} | {params:.1f} | {ips:.2f} | {ips0 / ips:.2f}x | {inf:.2f} | {inf / inf0:.2f}x |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "results": res}, f, indent=1)
+            json.dump({"args": vars(args), "cpu": cpu_name(), "kernels": rates, "results": res}, f, indent=1)
 
 
 if __name__ == "__main__":
