@@ -114,9 +114,10 @@ def kernel_rates(repeats: int = 5) -> dict[str, float]:
     """GFLOP/s of the two kernels the models' time goes to, float32 on this process's threads (median of
     ``repeats``): a matrix product at a transformer layer's shape (TransDAE's stage 3: 1024 tokens, 320 -> 1280;
     ``nn.Linear`` takes this path, PyTorch's BLAS) and a 3x3 channels-last convolution (the U-Nets' bulk,
-    oneDNN). Ratios between the models follow the ratio of these two rates: PyTorch's MKL runs float32 products
-    on its generic code path on non-Intel CPUs (~2.5x below the convolution rate on an AMD EPYC with
-    AVX-512), which costs the transformer models and not the U-Net (docs/training-on-more-hardware.md)."""
+    oneDNN). The attention models' ratios to the U-Net grow with the second rate over the first: PyTorch's MKL
+    runs float32 products on its generic code path on non-Intel CPUs (~2.5x below the convolution rate on an
+    AMD EPYC with AVX-512), which costs the transformer models and not the U-Net
+    (docs/training-on-more-hardware.md)."""
 
     def rate(f: Callable[[], object], flop: float) -> float:
         f()
@@ -201,9 +202,9 @@ def main() -> None:
             infer[n].append(infer_time(m, image, args.patch))
     base = names[0]
     res = {}
-    rates = kernel_rates()
+    rates, cpu = kernel_rates(), cpu_name()
     load1 = os.getloadavg()
-    print(f"# {cpu_name()}, torch {torch.__version__}, threads {args.threads}, "
+    print(f"# {cpu}, torch {torch.__version__}, threads {args.threads}, "
           f"encoder {args.encoder}, batch {args.batch}x{args.patch}x{args.patch}, median of {args.repeats}"
           f"{', bf16 autocast' if args.bf16 else ''}; load average (1 min) {load0[0]:.1f} at start, "
           f"{load1[0]:.1f} at end")
@@ -224,7 +225,7 @@ def main() -> None:
         print(f"| {n} | {params:.1f} | {ips:.2f} | {ips0 / ips:.2f}x | {inf:.2f} | {inf / inf0:.2f}x |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "cpu": cpu_name(), "kernels": rates, "results": res}, f, indent=1)
+            json.dump({"args": vars(args), "cpu": cpu, "kernels": rates, "results": res}, f, indent=1)
 
 
 if __name__ == "__main__":
