@@ -36,19 +36,21 @@ def test_utransformer_gates_and_mhsa_receive_gradients() -> None:
 
 
 def test_utransformer_unet_init_leaves_its_start_after_one_step() -> None:
-    # the default init starts at zero (MHSA output projection, gates' output-norm weight): the first step
-    # moves exactly those, and after it the attention's inner projections receive gradients too
+    # the default init starts at zero (MHSA's gamma, gates' output-norm weight): the first step moves exactly
+    # those, and after it the attention's projections receive gradients too
     torch.manual_seed(0)
     model = UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8))
     x = torch.randn(2, 3, 64, 64)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     model(x).logsumexp(1).mean().backward()
     gate = model.gates[0]
-    assert model.mhsa.attn.out_proj.weight.grad.abs().sum() > 0 and gate.out_norm.weight.grad.abs().sum() > 0
+    assert model.mhsa.gamma.grad.abs().sum() > 0 and gate.out_norm.weight.grad.abs().sum() > 0
+    assert model.mhsa.attn.out_proj.weight.grad.abs().sum() == 0
     opt.step()
     opt.zero_grad()
     model(x).logsumexp(1).mean().backward()
     assert model.mhsa.attn.qkv_proj.weight.grad.abs().sum() > 0
+    assert model.mhsa.attn.out_proj.weight.grad.abs().sum() > 0
     assert gate.q_proj.weight.grad.abs().sum() > 0 and gate.v_proj.weight.grad.abs().sum() > 0
 
 

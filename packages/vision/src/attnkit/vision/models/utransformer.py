@@ -61,13 +61,15 @@ class UTransformer(nn.Module):
             scores). ``None`` (the default) attends at every decoder map's own resolution, as in the paper.
         dropout: attention dropout in the bottleneck.
         backend: attention backend for all attention blocks.
-        attention_init: ``"unet"`` starts the model as a plain U-Net: the bottleneck self-attention's
-            output projection is zero (the residual block is the identity) and every gate is open and
-            uniform (``sigmoid(3) = 0.95`` at every position, see ``CrossAttentionGate2d(open_init=3.0)``),
+        attention_init: ``"unet"`` starts the model as a plain U-Net: the bottleneck self-attention's branch is
+            scaled by a learnable scalar starting at 0 (``SpatialSelfAttention2d(zero_init=True)``, ReZero: the
+            residual block is the identity and grows out of it over hundreds of steps) and every gate is open
+            and uniform (``sigmoid(3) = 0.95`` at every position, see ``CrossAttentionGate2d(open_init=3.0)``),
             so the attention is learnt on top of a working U-Net. ``"paper"``: PyTorch's default init of
             every layer, as the paper (gate maps ~0.5 with per-position noise at init, the self-attention
-            adding a random projection of the bottleneck). Only starting values differ; parameter names and
-            shapes are the same, so checkpoints load either way.
+            adding a random projection of the bottleneck). The ``"unet"`` model has one more parameter
+            (``mhsa.gamma``); checkpoints load either way and compute the same function (the scalar is
+            folded into the output projection, or set to 1 where a checkpoint lacks it).
         decoder_init: starting weights of the decoder's convolutions and the head. ``"smp"`` (default): as
             segmentation-models-pytorch initialises its U-Net (Kaiming-uniform with the ReLU gain for the
             decoder convolutions, Xavier-uniform for the head, zero biases); ``"pytorch"``: PyTorch's layer
