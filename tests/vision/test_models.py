@@ -82,7 +82,7 @@ def test_utransformer_unet_init_is_a_unet_without_attention(train: bool) -> None
     paper = UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8), attention_init="paper").train(train)
     plain.load_state_dict(paper.state_dict(), strict=False)
     assert not torch.allclose(paper(x), plain(x), atol=1e-3)
-    # checkpoints load across inits: same names and shapes
+    # checkpoints load across inits (the paper init has no mhsa.gamma: it is set to 1), with the same function
     model.load_state_dict(paper.state_dict(), strict=True)
     torch.testing.assert_close(model(x), paper(x))
     with pytest.raises(ValueError, match="attention_init"):
