@@ -9,6 +9,9 @@ most expensive operators of one training step per model (torch.profiler, CPU) be
 timed round-robin and the median is reported, so load from other processes hits all of them alike; ratios
 are against smp Unet (train step time and inference time: lower is faster), in the same memory format:
 channels-last by default, as ``SegmentationTask`` runs every model (``--memory-format contiguous`` or ``both``).
+``--isolate`` keeps each model in its own worker process (still timed round-robin, one at a time): a training
+run holds one model, and in one shared process a model's step time can depend on which others ran beside it
+(the allocator's state; docs/benchmarks.md, twenty-eighth session).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/vision_speed.py --threads 1 --repeats 3
 
@@ -21,11 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
 
 import segmentation_models_pytorch as smp
 import torch
@@ -152,6 +158,113 @@ def profile_step(name: str, model: nn.Module, opt: torch.optim.Optimizer, loss: 
         print(f"  {e.self_cpu_time_total / total:6.1%}  {e.self_cpu_time_total / 1e6:7.3f} s  {e.count:4d}x  {e.key}")
 
 
+class Bench:
+    """One model (``name``, with `` [channels_last]`` for that memory format), its Adam optimiser and seeded
+    inputs, in this process: times a training step or a sliding-window inference of an ``image`` x ``image``
+    input (1000 by default)."""
+
+    def __init__(self, name: str, encoder: str, batch: int, patch: int, image: int) -> None:
+        base = name.removesuffix(" [channels_last]")
+        model = builders(encoder)[base]()
+        self.model = ChannelsLast(model) if name != base else model
+        self.opt = torch.optim.Adam(self.model.parameters(), 1e-4)
+        self.loss = SegmentationLoss("dice_ce")
+        g = torch.Generator().manual_seed(0)  # the same inputs in every process
+        self.x = torch.randn(batch, 3, patch, patch, generator=g)
+        self.y = (torch.rand(batch, patch, patch, generator=g) > 0.7).long()
+        self.image = torch.randn(1, 3, image, image, generator=g)
+        self.patch, self.name = patch, name
+        self.params_m = sum(p.numel() for p in self.model.parameters()) / 1e6
+
+    def train(self) -> float:
+        self.model.train()
+        return train_step_time(self.model, self.opt, self.loss, self.x, self.y)
+
+    def infer(self) -> float:
+        self.model.eval()
+        return infer_time(self.model, self.image, self.patch)
+
+    def profile(self, top: int) -> None:
+        self.model.train()
+        profile_step(self.name, self.model, self.opt, self.loss, self.x, self.y, top)
+
+
+def _serve(conn: Connection, threads: int, bf16: bool, bench_args: tuple[Any, ...]) -> None:
+    """Worker process of ``--isolate``: builds one :class:`Bench` and answers ``(method, *args)`` requests
+    with the method's result (or the exception's text) until ``None`` or the parent's end of the pipe closes."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    if bf16:
+        torch.autocast("cpu", dtype=torch.bfloat16).__enter__()
+    try:
+        bench = Bench(*bench_args)
+        conn.send(("ok", bench.params_m))
+        while True:
+            request = conn.recv()
+            if request is None:
+                return
+            method, *rest = request
+            conn.send(("ok", getattr(bench, method)(*rest)))
+    except EOFError:
+        return
+    except Exception as e:  # sent to the parent, which raises it with the model's name
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+
+
+class IsolatedBench:
+    """A :class:`Bench` in its own process (``spawn``), so that no other model shares its allocator, caches or
+    threads; calls block until the worker answers, at most ``timeout`` s each (the worker is then killed)."""
+
+    def __init__(self, name: str, threads: int, bf16: bool, bench_args: tuple[Any, ...], timeout: float) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.name, self.timeout = name, timeout
+        self.proc = ctx.Process(target=_serve, args=(child, threads, bf16, bench_args), daemon=True)
+        self.proc.start()
+        child.close()
+        self.params_m = float(self._answer())
+
+    def _answer(self) -> Any:
+        if not self.conn.poll(self.timeout):
+            self.close(kill=True)
+            raise TimeoutError(f"{self.name}: no answer from its worker process in {self.timeout:.0f} s")
+        try:
+            status, value = self.conn.recv()
+        except EOFError:
+            self.close(kill=True)
+            raise RuntimeError(f"{self.name}: its worker process died (exit code {self.proc.exitcode})") from None
+        if status != "ok":
+            self.close()
+            raise RuntimeError(f"{self.name}: {value}")
+        return value
+
+    def _call(self, method: str, *args: Any) -> Any:
+        self.conn.send((method, *args))
+        return self._answer()
+
+    def train(self) -> float:
+        return float(self._call("train"))
+
+    def infer(self) -> float:
+        return float(self._call("infer"))
+
+    def profile(self, top: int) -> None:
+        self._call("profile", top)
+
+    def close(self, kill: bool = False) -> None:
+        """Ask the worker to exit (``kill``: do not ask) and reap it, killing it if it has not exited in 10 s."""
+        try:
+            if self.proc.is_alive() and not kill:
+                self.conn.send(None)
+                self.proc.join(10)
+        except (BrokenPipeError, OSError):
+            pass
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--encoder", default="resnet34")
@@ -162,57 +275,65 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--bf16", action="store_true", help="CPU bf16 autocast")
     ap.add_argument("--patch", type=int, default=256, help="training patch and sliding-window size")
+    ap.add_argument("--image", type=int, default=1000, help="side of the square image inference is timed on")
     ap.add_argument("--memory-format", choices=["contiguous", "channels_last", "both"], default="channels_last",
                     help="weights and inputs in this memory format (default: SegmentationTask's); 'both' times "
                          "every model in each")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the N top operators per model")
+    ap.add_argument("--isolate", action="store_true",
+                    help="each model in its own worker process, timed round-robin as before (a training run holds "
+                         "one model; in one process the models' step times can depend on each other)")
+    ap.add_argument("--call-timeout", type=float, default=1800.0, metavar="S",
+                    help="with --isolate: the longest a worker may take for one step or inference")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     names = args.models or list(builders(args.encoder))
+    unknown = [n for n in names if n not in builders(args.encoder)]
+    if unknown:
+        raise SystemExit(f"unknown model(s) {unknown}; choose from {list(builders(args.encoder))}")
+    formats = {"contiguous": [""], "channels_last": [" [channels_last]"], "both": ["", " [channels_last]"]}
+    names = [n + suffix for n in names for suffix in formats[args.memory_format]]
     if args.bf16:
         torch.autocast("cpu", dtype=torch.bfloat16).__enter__()
-    models: dict[str, nn.Module] = {}
-    for n in list(names):
-        if args.memory_format in ("contiguous", "both"):
-            models[n] = builders(args.encoder)[n]()
-        if args.memory_format in ("channels_last", "both"):
-            models[f"{n} [channels_last]"] = ChannelsLast(builders(args.encoder)[n]())
-    names = list(models)
-    opts = {n: torch.optim.Adam(m.parameters(), 1e-4) for n, m in models.items()}
-    loss = SegmentationLoss("dice_ce")
-    load0 = os.getloadavg()
-    x = torch.randn(args.batch, 3, args.patch, args.patch)
-    y = (torch.rand(args.batch, args.patch, args.patch) > 0.7).long()
-    image = torch.randn(1, 3, 1000, 1000)
+    models: dict[str, Bench | IsolatedBench] = {}
     train: dict[str, list[float]] = {n: [] for n in names}
     infer: dict[str, list[float]] = {n: [] for n in names}
-    for n, m in models.items():  # warm-up
-        m.train()
-        train_step_time(m, opts[n], loss, x, y)
-        if args.profile:
-            profile_step(n, m, opts[n], loss, x, y, args.profile)
-    for _ in range(args.repeats):
-        for n, m in models.items():
+    load0 = os.getloadavg()
+    try:
+        for n in names:
+            bench_args = (n, args.encoder, args.batch, args.patch, args.image)
+            models[n] = (IsolatedBench(n, args.threads, args.bf16, bench_args, args.call_timeout) if args.isolate
+                         else Bench(*bench_args))
+        for m in models.values():  # warm-up
             m.train()
-            train[n].append(train_step_time(m, opts[n], loss, x, y))
-    for _ in range(max(1, args.repeats - 1)):
-        for n, m in models.items():
-            m.eval()
-            infer[n].append(infer_time(m, image, args.patch))
+            if args.profile:
+                m.profile(args.profile)
+        for _ in range(args.repeats):
+            for n, m in models.items():
+                train[n].append(m.train())
+        for _ in range(max(1, args.repeats - 1)):
+            for n, m in models.items():
+                infer[n].append(m.infer())
+    finally:
+        for m in models.values():
+            if isinstance(m, IsolatedBench):
+                m.close()
     base = names[0]
     res = {}
     rates, cpu = kernel_rates(), cpu_name()
     load1 = os.getloadavg()
     print(f"# {cpu}, torch {torch.__version__}, threads {args.threads}, "
           f"encoder {args.encoder}, batch {args.batch}x{args.patch}x{args.patch}, median of {args.repeats}"
+          f"{', one process per model' if args.isolate else ', one process'}"
           f"{', bf16 autocast' if args.bf16 else ''}; load average (1 min) {load0[0]:.1f} at start, "
           f"{load1[0]:.1f} at end")
     mm, conv = rates["matmul_gflops"], rates["conv3x3_gflops"]
     print(f"# float32 kernels on this CPU: matrix product (linear layers) {mm:.0f} GFLOP/s, 3x3 convolution "
           f"{conv:.0f} GFLOP/s (ratio {conv / mm:.1f}; the attention models' ratios to the U-Net grow with it)")
     print(f"# ratios against {base} in the same memory format")
-    print(f"| model | params (M) | train images/s | train step vs {base} | inference 1000x1000 (s) | vs {base} |")
+    side = f"{args.image}x{args.image}"
+    print(f"| model | params (M) | train images/s | train step vs {base} | inference {side} (s) | vs {base} |")
     print("|---|---|---|---|---|---|")
     for n in names:
         b0 = next(b for b in names if b.endswith(" [channels_last]") == n.endswith(" [channels_last]"))
@@ -220,7 +341,7 @@ def main() -> None:
         inf = statistics.median(infer[n])
         ips0 = args.batch / statistics.median(train[b0])
         inf0 = statistics.median(infer[b0])
-        params = sum(p.numel() for p in models[n].parameters()) / 1e6
+        params = models[n].params_m
         res[n] = {"train_images_per_s": ips, "infer_s_1000": inf, "params_m": params}
         print(f"| {n} | {params:.1f} | {ips:.2f} | {ips0 / ips:.2f}x | {inf:.2f} | {inf / inf0:.2f}x |")
     if args.json:

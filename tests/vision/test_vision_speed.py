@@ -1,0 +1,70 @@
+"""benchmarks/vision_speed.py --isolate: each model timed in its own worker process, bounded and cleaned up."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from bounded_subprocess import run_bounded
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def vision_speed() -> Iterator[ModuleType]:
+    # importable by name, so that a spawned worker can unpickle its target from the same module
+    sys.path.insert(0, str(BENCH))
+    try:
+        import vision_speed
+
+        yield vision_speed
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_isolated_bench_raises_the_workers_error_with_the_model_name(vision_speed: ModuleType) -> None:
+    with pytest.raises(RuntimeError, match=r"no such model.*KeyError"):
+        vision_speed.IsolatedBench("no such model", 1, False, ("no such model", "resnet34", 1, 64, 96), 300)
+    assert multiprocessing.active_children() == []  # the worker was reaped
+
+
+def test_isolated_bench_kills_a_worker_that_does_not_answer_in_time(vision_speed: ModuleType) -> None:
+    bench = object.__new__(vision_speed.IsolatedBench)
+    with pytest.raises(TimeoutError, match="smp Unet: no answer"):
+        bench.__init__("smp Unet", 1, False, ("smp Unet", "resnet34", 1, 64, 96), 0.01)
+    assert not bench.proc.is_alive()  # killed, not waited for: it was still starting
+    assert multiprocessing.active_children() == []
+
+
+def test_cli_isolate_times_every_model_in_its_own_process(tmp_path: Path) -> None:
+    out = tmp_path / "speed.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = run_bounded(
+        [sys.executable, str(BENCH / "vision_speed.py"), "--isolate", "--models", "smp Unet",
+         "UTransformer (fast: gate_stride 8)", "--patch", "64", "--image", "96", "--batch", "1", "--repeats", "1",
+         "--json", str(out)],
+        timeout=600, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "one process per model" in proc.stdout
+    assert "inference 96x96 (s)" in proc.stdout
+    res = json.loads(out.read_text())["results"]
+    assert list(res) == ["smp Unet [channels_last]", "UTransformer (fast: gate_stride 8) [channels_last]"]
+    # the workers built the models: the parameter counts are theirs (the UTransformer has its gates and MHSA)
+    assert 24.0 < res["smp Unet [channels_last]"]["params_m"] < 24.8
+    assert res["UTransformer (fast: gate_stride 8) [channels_last]"]["params_m"] > 25.0
+    assert all(r["train_images_per_s"] > 0 and r["infer_s_1000"] > 0 for r in res.values())
+
+
+def test_cli_rejects_an_unknown_model_with_the_choices(vision_speed: ModuleType,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["vision_speed.py", "--isolate", "--models", "smp Unett"])
+    with pytest.raises(SystemExit, match=r"unknown model\(s\) \['smp Unett'\]; choose from \[.*'smp Unet'"):
+        vision_speed.main()
