@@ -9,9 +9,10 @@ most expensive operators of one training step per model (torch.profiler, CPU) be
 timed round-robin and the median is reported, so load from other processes hits all of them alike; ratios
 are against smp Unet (train step time and inference time: lower is faster), in the same memory format:
 channels-last by default, as ``SegmentationTask`` runs every model (``--memory-format contiguous`` or ``both``).
-``--isolate`` keeps each model in its own worker process (still timed round-robin, one at a time): a training
-run holds one model, and in one shared process a model's step time can depend on which others ran beside it
-(the allocator's state; docs/benchmarks.md, twenty-eighth session).
+``--isolate`` keeps each model in its own worker process (still timed round-robin, one at a time), as a training
+run holds one model: no model then shares the allocator or caches with the others (on the AVX2 EPYC of the
+twenty-eighth session this did not move the ratios beyond their run-to-run spread, which is large: read a ratio
+as the median of several runs; docs/benchmarks.md).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/vision_speed.py --threads 1 --repeats 3
 
