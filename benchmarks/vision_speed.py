@@ -7,7 +7,9 @@ sliding windows (256, overlap 0.25, Gaussian blending), as the MoNuSeg evaluatio
 ``attention_kv_stride``); the others are the paper-faithful defaults. ``--profile N`` prints the N
 most expensive operators of one training step per model (torch.profiler, CPU) before timing. Models are
 timed round-robin and the median is reported, so load from other processes hits all of them alike; ratios
-are against smp Unet (train step time and inference time: lower is faster), in the same memory format:
+are against smp Unet (train step time and inference time: lower is faster), each followed by its lowest and highest
+value over the rounds (a round's time over the baseline's in the same round; the JSON keeps every round's times and
+ratios), in the same memory format:
 channels-last by default, as ``SegmentationTask`` runs every model (``--memory-format contiguous`` or ``both``).
 ``--isolate`` keeps each model in its own worker process (still timed round-robin, one at a time), as a training
 run holds one model: no model then shares the allocator or caches with the others (on the AVX2 EPYC of the
@@ -266,6 +268,19 @@ class IsolatedBench:
         self.conn.close()
 
 
+def round_ratios(times: list[float], base: list[float]) -> list[float]:
+    """Each round's time over the baseline's in the same round (rounds are timed model after model, so a pair
+    is minutes apart at most and shares the machine's state; a ratio of medians can pair different rounds)."""
+    if len(times) != len(base):
+        raise ValueError(f"{len(times)} rounds against {len(base)} of the baseline")
+    return [t / t0 for t, t0 in zip(times, base, strict=True)]
+
+
+def spread(ratios: list[float]) -> str:
+    """`` (lowest-highest)`` of per-round ratios, or nothing for a single round."""
+    return f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--encoder", default="resnet34")
@@ -321,7 +336,7 @@ def main() -> None:
             if isinstance(m, IsolatedBench):
                 m.close()
     base = names[0]
-    res = {}
+    res: dict[str, dict[str, Any]] = {}
     rates, cpu = kernel_rates(), cpu_name()
     load1 = os.getloadavg()
     print(f"# {cpu}, torch {torch.__version__}, threads {args.threads}, "
@@ -334,6 +349,8 @@ def main() -> None:
           f"{conv:.0f} GFLOP/s (ratio {conv / mm:.1f}; the attention models' ratios to the U-Net grow with it)")
     print(f"# ratios against {base} in the same memory format")
     side = f"{args.image}x{args.image}"
+    print("# (a, b): the lowest and highest ratio of one round's times (each model timed once per round, one after "
+          "the other), how far a ratio moves within this run")
     print(f"| model | params (M) | train images/s | train step vs {base} | inference {side} (s) | vs {base} |")
     print("|---|---|---|---|---|---|")
     for n in names:
@@ -343,8 +360,12 @@ def main() -> None:
         ips0 = args.batch / statistics.median(train[b0])
         inf0 = statistics.median(infer[b0])
         params = models[n].params_m
-        res[n] = {"train_images_per_s": ips, "infer_s_1000": inf, "params_m": params}
-        print(f"| {n} | {params:.1f} | {ips:.2f} | {ips0 / ips:.2f}x | {inf:.2f} | {inf / inf0:.2f}x |")
+        train_rounds, infer_rounds = round_ratios(train[n], train[b0]), round_ratios(infer[n], infer[b0])
+        res[n] = {"train_images_per_s": ips, "infer_s_1000": inf, "params_m": params,
+                  "train_step_s": train[n], "infer_s": infer[n],
+                  "train_ratio_rounds": train_rounds, "infer_ratio_rounds": infer_rounds}
+        print(f"| {n} | {params:.1f} | {ips:.2f} | {ips0 / ips:.2f}x{spread(train_rounds)} | {inf:.2f} | "
+              f"{inf / inf0:.2f}x{spread(infer_rounds)} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "cpu": cpu, "kernels": rates, "results": res}, f, indent=1)

@@ -48,7 +48,7 @@ def test_cli_isolate_times_every_model_in_its_own_process(tmp_path: Path) -> Non
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = run_bounded(
         [sys.executable, str(BENCH / "vision_speed.py"), "--isolate", "--models", "smp Unet",
-         "UTransformer (fast: gate_stride 8)", "--patch", "64", "--image", "96", "--batch", "1", "--repeats", "1",
+         "UTransformer (fast: gate_stride 8)", "--patch", "64", "--image", "96", "--batch", "1", "--repeats", "2",
          "--json", str(out)],
         timeout=600, env=env,
     )
@@ -61,6 +61,27 @@ def test_cli_isolate_times_every_model_in_its_own_process(tmp_path: Path) -> Non
     assert 24.0 < res["smp Unet [channels_last]"]["params_m"] < 24.8
     assert res["UTransformer (fast: gate_stride 8) [channels_last]"]["params_m"] > 25.0
     assert all(r["train_images_per_s"] > 0 and r["infer_s_1000"] > 0 for r in res.values())
+    # every round's times are kept (2 training rounds, 1 inference round for --repeats 2); the baseline's
+    # per-round ratios are 1, the other model's are its times over the baseline's round by round
+    base, ut = res["smp Unet [channels_last]"], res["UTransformer (fast: gate_stride 8) [channels_last]"]
+    assert len(base["train_step_s"]) == 2 and len(base["infer_s"]) == 1
+    assert base["train_ratio_rounds"] == [1.0, 1.0]
+    paired = zip(ut["train_step_s"], base["train_step_s"], strict=True)
+    assert ut["train_ratio_rounds"] == pytest.approx([t / t0 for t, t0 in paired])
+    # the table shows the training ratio's range over the two rounds, the single inference round without one
+    ut_row = next(line for line in proc.stdout.splitlines() if line.startswith("| UTransformer"))
+    lo, hi = min(ut["train_ratio_rounds"]), max(ut["train_ratio_rounds"])
+    assert f"x ({lo:.2f}-{hi:.2f}) |" in ut_row
+    assert ut_row.rstrip().endswith("x |")
+
+
+def test_round_ratios_pair_each_round_with_the_baselines(vision_speed: ModuleType) -> None:
+    # a drift that slows both models in round 2 cancels in the paired ratio
+    assert vision_speed.round_ratios([2.0, 4.0, 3.0], [1.0, 2.0, 2.0]) == [2.0, 2.0, 1.5]
+    assert vision_speed.spread([2.0, 1.5, 2.25]) == " (1.50-2.25)"
+    assert vision_speed.spread([2.0]) == ""
+    with pytest.raises(ValueError, match="3 rounds against 2 of the baseline"):
+        vision_speed.round_ratios([1.0, 1.0, 1.0], [1.0, 1.0])
 
 
 def test_cli_rejects_an_unknown_model_with_the_choices(vision_speed: ModuleType,
