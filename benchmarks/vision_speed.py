@@ -287,6 +287,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=3, metavar="N",
+                    help="untimed training steps per model before timing (on the AVX2 EPYC of the twenty-ninth "
+                         "session, TransDAE's and MSGANet's first 1-3 steps after one warm-up step took up to 1.8x "
+                         "their later ones, the U-Net's did not)")
     ap.add_argument("--models", nargs="*", default=None)
     ap.add_argument("--json", default=None)
     ap.add_argument("--bf16", action="store_true", help="CPU bf16 autocast")
@@ -302,6 +306,8 @@ def main() -> None:
     ap.add_argument("--call-timeout", type=float, default=1800.0, metavar="S",
                     help="with --isolate: the longest a worker may take for one step or inference")
     args = ap.parse_args()
+    if args.repeats < 1 or args.warmup < 0:
+        raise SystemExit(f"--repeats must be at least 1 and --warmup at least 0, got {args.repeats} and {args.warmup}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     names = args.models or list(builders(args.encoder))
@@ -321,10 +327,13 @@ def main() -> None:
             bench_args = (n, args.encoder, args.batch, args.patch, args.image)
             models[n] = (IsolatedBench(n, args.threads, args.bf16, bench_args, args.call_timeout) if args.isolate
                          else Bench(*bench_args))
-        for m in models.values():  # warm-up
-            m.train()
+        for m in models.values():
             if args.profile:
+                m.train()
                 m.profile(args.profile)
+        for _ in range(args.warmup):  # untimed training steps, round-robin like the timed ones
+            for m in models.values():
+                m.train()
         for _ in range(args.repeats):
             for n, m in models.items():
                 train[n].append(m.train())
@@ -340,7 +349,8 @@ def main() -> None:
     rates, cpu = kernel_rates(), cpu_name()
     load1 = os.getloadavg()
     print(f"# {cpu}, torch {torch.__version__}, threads {args.threads}, "
-          f"encoder {args.encoder}, batch {args.batch}x{args.patch}x{args.patch}, median of {args.repeats}"
+          f"encoder {args.encoder}, batch {args.batch}x{args.patch}x{args.patch}, median of {args.repeats} "
+          f"after {args.warmup} untimed steps"
           f"{', one process per model' if args.isolate else ', one process'}"
           f"{', bf16 autocast' if args.bf16 else ''}; load average (1 min) {load0[0]:.1f} at start, "
           f"{load1[0]:.1f} at end")

@@ -49,7 +49,7 @@ def test_cli_isolate_times_every_model_in_its_own_process(tmp_path: Path) -> Non
     proc = run_bounded(
         [sys.executable, str(BENCH / "vision_speed.py"), "--isolate", "--models", "smp Unet",
          "UTransformer (fast: gate_stride 8)", "--patch", "64", "--image", "96", "--batch", "1", "--repeats", "2",
-         "--json", str(out)],
+         "--warmup", "1", "--json", str(out)],
         timeout=600, env=env,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -88,4 +88,12 @@ def test_cli_rejects_an_unknown_model_with_the_choices(vision_speed: ModuleType,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", ["vision_speed.py", "--isolate", "--models", "smp Unett"])
     with pytest.raises(SystemExit, match=r"unknown model\(s\) \['smp Unett'\]; choose from \[.*'smp Unet'"):
+        vision_speed.main()
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--repeats", "0"), ("--warmup", "-1")])
+def test_cli_rejects_no_rounds_or_a_negative_warmup(vision_speed: ModuleType, monkeypatch: pytest.MonkeyPatch,
+                                                    flag: str, value: str) -> None:
+    monkeypatch.setattr(sys, "argv", ["vision_speed.py", "--models", "smp Unet", flag, value])
+    with pytest.raises(SystemExit, match="--repeats must be at least 1 and --warmup at least 0"):
         vision_speed.main()
