@@ -13,8 +13,9 @@ ratios), in the same memory format:
 channels-last by default, as ``SegmentationTask`` runs every model (``--memory-format contiguous`` or ``both``).
 ``--isolate`` keeps each model in its own worker process (still timed round-robin, one at a time), as a training
 run holds one model: no model then shares the allocator or caches with the others (on the AVX2 EPYC of the
-twenty-eighth session this did not move the ratios beyond their run-to-run spread, which is large: read a ratio
-as the median of several runs; docs/benchmarks.md).
+twenty-eighth session this did not move the ratios beyond their run-to-run spread; most of that spread was TransDAE's
+and MSGANet's slow second and third steps, timed after a single warm-up step until the twenty-ninth session:
+``--warmup``, default 3; docs/benchmarks.md).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/vision_speed.py --threads 1 --repeats 3
 
