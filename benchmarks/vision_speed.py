@@ -290,8 +290,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=3, metavar="N",
                     help="untimed training steps per model before timing (on the AVX2 EPYC of the twenty-ninth "
-                         "session, TransDAE's and MSGANet's first 1-3 steps after one warm-up step took up to 1.8x "
-                         "their later ones, the U-Net's did not)")
+                         "session, TransDAE's 2nd-3rd and MSGANet's 2nd training step took ~1.7-1.9x their later "
+                         "ones, the U-Net's did not)")
     ap.add_argument("--models", nargs="*", default=None)
     ap.add_argument("--json", default=None)
     ap.add_argument("--bf16", action="store_true", help="CPU bf16 autocast")
@@ -360,7 +360,7 @@ def main() -> None:
           f"{conv:.0f} GFLOP/s (ratio {conv / mm:.1f}; the attention models' ratios to the U-Net grow with it)")
     print(f"# ratios against {base} in the same memory format")
     side = f"{args.image}x{args.image}"
-    print("# (a, b): the lowest and highest ratio of one round's times (each model timed once per round, one after "
+    print("# (lo-hi): the lowest and highest ratio of one round's times (each model timed once per round, one after "
           "the other), how far a ratio moves within this run")
     print(f"| model | params (M) | train images/s | train step vs {base} | inference {side} (s) | vs {base} |")
     print("|---|---|---|---|---|---|")
