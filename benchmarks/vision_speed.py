@@ -41,11 +41,15 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
+from attnkit.core.runtime import configure_allocator
 from attnkit.vision import MSGANet, SegmentationLoss, TransDAE, UTransformer, sliding_window_inference
 
 # the transdae-monuseg widths (no smp encoder: --encoder does not apply)
 TRANSDAE = {"num_classes": 2, "dims": (64, 128, 320, 512), "depths": (2, 2, 2, 2), "num_heads": (1, 2, 5, 8),
             "decoder_channels": (256, 128, 64, 32, 16)}
+
+
+SYSTEM_MALLOC = " [malloc system]"  # with --malloc both: the model timed in a process with glibc's own settings
 
 
 def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
@@ -163,14 +167,15 @@ def profile_step(name: str, model: nn.Module, opt: torch.optim.Optimizer, loss: 
 
 
 class Bench:
-    """One model (``name``, with `` [channels_last]`` for that memory format), its Adam optimiser and seeded
+    """One model (``name``, with `` [channels_last]`` for that memory format; a `` [malloc system]`` suffix is
+    for the worker process and ignored here), its Adam optimiser and seeded
     inputs, in this process: times a training step or a sliding-window inference of an ``image`` x ``image``
     input (1000 by default)."""
 
     def __init__(self, name: str, encoder: str, batch: int, patch: int, image: int) -> None:
-        base = name.removesuffix(" [channels_last]")
+        base = name.removesuffix(SYSTEM_MALLOC).removesuffix(" [channels_last]")
         model = builders(encoder)[base]()
-        self.model = ChannelsLast(model) if name != base else model
+        self.model = ChannelsLast(model) if " [channels_last]" in name else model
         self.opt = torch.optim.Adam(self.model.parameters(), 1e-4)
         self.loss = SegmentationLoss("dice_ce")
         g = torch.Generator().manual_seed(0)  # the same inputs in every process
@@ -193,9 +198,10 @@ class Bench:
         profile_step(self.name, self.model, self.opt, self.loss, self.x, self.y, top)
 
 
-def _serve(conn: Connection, threads: int, bf16: bool, bench_args: tuple[Any, ...]) -> None:
+def _serve(conn: Connection, threads: int, bf16: bool, malloc: str, bench_args: tuple[Any, ...]) -> None:
     """Worker process of ``--isolate``: builds one :class:`Bench` and answers ``(method, *args)`` requests
     with the method's result (or the exception's text) until ``None`` or the parent's end of the pipe closes."""
+    configure_allocator(malloc)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     if bf16:
@@ -219,11 +225,12 @@ class IsolatedBench:
     """A :class:`Bench` in its own process (``spawn``), so that no other model shares its allocator, caches or
     threads; calls block until the worker answers, at most ``timeout`` s each (the worker is then killed)."""
 
-    def __init__(self, name: str, threads: int, bf16: bool, bench_args: tuple[Any, ...], timeout: float) -> None:
+    def __init__(self, name: str, threads: int, bf16: bool, malloc: str, bench_args: tuple[Any, ...],
+                 timeout: float) -> None:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.name, self.timeout = name, timeout
-        self.proc = ctx.Process(target=_serve, args=(child, threads, bf16, bench_args), daemon=True)
+        self.proc = ctx.Process(target=_serve, args=(child, threads, bf16, malloc, bench_args), daemon=True)
         self.proc.start()
         child.close()
         self.params_m = float(self._answer())
@@ -304,11 +311,20 @@ def main() -> None:
     ap.add_argument("--isolate", action="store_true",
                     help="each model in its own worker process, timed round-robin as before (a training run holds "
                          "one model; in one process the models' step times can depend on each other)")
+    ap.add_argument("--malloc", choices=["reuse", "system", "both"], default="reuse",
+                    help="glibc malloc: 'reuse' keeps freed memory for the next step, as the attnkit command runs "
+                         "(attnkit.core.runtime.configure_allocator); 'system' leaves glibc's settings, which return "
+                         "large blocks to the OS and fault them in again every step (the timing until the thirtieth "
+                         "session); 'both' (with --isolate) times every model in each, interleaved, and prints "
+                         "how much faster each is with 'reuse'")
     ap.add_argument("--call-timeout", type=float, default=1800.0, metavar="S",
                     help="with --isolate: the longest a worker may take for one step or inference")
     args = ap.parse_args()
     if args.repeats < 1 or args.warmup < 0:
         raise SystemExit(f"--repeats must be at least 1 and --warmup at least 0, got {args.repeats} and {args.warmup}")
+    if args.malloc == "both" and not args.isolate:
+        raise SystemExit("--malloc both needs --isolate: the allocator's settings hold for a whole process")
+    malloc_changed = configure_allocator("reuse" if args.malloc == "both" else args.malloc)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     names = args.models or list(builders(args.encoder))
@@ -316,7 +332,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown model(s) {unknown}; choose from {list(builders(args.encoder))}")
     formats = {"contiguous": [""], "channels_last": [" [channels_last]"], "both": ["", " [channels_last]"]}
-    names = [n + suffix for n in names for suffix in formats[args.memory_format]]
+    mallocs = ["", SYSTEM_MALLOC] if args.malloc == "both" else [""]
+    names = [n + suffix + m for n in names for suffix in formats[args.memory_format] for m in mallocs]
     if args.bf16:
         torch.autocast("cpu", dtype=torch.bfloat16).__enter__()
     models: dict[str, Bench | IsolatedBench] = {}
@@ -326,7 +343,9 @@ def main() -> None:
     try:
         for n in names:
             bench_args = (n, args.encoder, args.batch, args.patch, args.image)
-            models[n] = (IsolatedBench(n, args.threads, args.bf16, bench_args, args.call_timeout) if args.isolate
+            malloc = "system" if n.endswith(SYSTEM_MALLOC) else "reuse" if args.malloc == "both" else args.malloc
+            models[n] = (IsolatedBench(n, args.threads, args.bf16, malloc, bench_args, args.call_timeout)
+                         if args.isolate
                          else Bench(*bench_args))
         for m in models.values():
             if args.profile:
@@ -347,25 +366,31 @@ def main() -> None:
                 m.close()
     base = names[0]
     res: dict[str, dict[str, Any]] = {}
+
+    def group(name: str) -> tuple[bool, bool]:  # compared against the baseline of the same format and allocator
+        return " [channels_last]" in name, name.endswith(SYSTEM_MALLOC)
+
     rates, cpu = kernel_rates(), cpu_name()
     load1 = os.getloadavg()
     print(f"# {cpu}, torch {torch.__version__}, threads {args.threads}, "
           f"encoder {args.encoder}, batch {args.batch}x{args.patch}x{args.patch}, median of {args.repeats} "
           f"after {args.warmup} untimed steps"
           f"{', one process per model' if args.isolate else ', one process'}"
-          f"{', bf16 autocast' if args.bf16 else ''}; load average (1 min) {load0[0]:.1f} at start, "
+          f"{', bf16 autocast' if args.bf16 else ''}, malloc {args.malloc}"
+          f"{'' if malloc_changed or args.malloc == 'system' else ' (not applied here)'}"
+          f"; load average (1 min) {load0[0]:.1f} at start, "
           f"{load1[0]:.1f} at end")
     mm, conv = rates["matmul_gflops"], rates["conv3x3_gflops"]
     print(f"# float32 kernels on this CPU: matrix product (linear layers) {mm:.0f} GFLOP/s, 3x3 convolution "
           f"{conv:.0f} GFLOP/s (ratio {conv / mm:.1f}; the attention models' ratios to the U-Net grow with it)")
-    print(f"# ratios against {base} in the same memory format")
+    print(f"# ratios against {base} in the same memory format{' and allocator' if args.malloc == 'both' else ''}")
     side = f"{args.image}x{args.image}"
     print("# (lo-hi): the lowest and highest ratio of one round's times (each model timed once per round, one after "
           "the other), how far a ratio moves within this run")
     print(f"| model | params (M) | train images/s | train step vs {base} | inference {side} (s) | vs {base} |")
     print("|---|---|---|---|---|---|")
     for n in names:
-        b0 = next(b for b in names if b.endswith(" [channels_last]") == n.endswith(" [channels_last]"))
+        b0 = next(b for b in names if group(b) == group(n))
         ips = args.batch / statistics.median(train[n])
         inf = statistics.median(infer[n])
         ips0 = args.batch / statistics.median(train[b0])
@@ -377,6 +402,18 @@ def main() -> None:
                   "train_ratio_rounds": train_rounds, "infer_ratio_rounds": infer_rounds}
         print(f"| {n} | {params:.1f} | {ips:.2f} | {ips0 / ips:.2f}x{spread(train_rounds)} | {inf:.2f} | "
               f"{inf / inf0:.2f}x{spread(infer_rounds)} |")
+    if args.malloc == "both":
+        print("\n# glibc's own malloc settings against 'reuse' (the attnkit command's), each model against itself: "
+              "step time ratio, (lo-hi) over the rounds")
+        print("| model | train step, system / reuse | inference, system / reuse |")
+        print("|---|---|---|")
+        for n in names:
+            if n.endswith(SYSTEM_MALLOC):
+                r = n.removesuffix(SYSTEM_MALLOC)
+                tr, ir = round_ratios(train[n], train[r]), round_ratios(infer[n], infer[r])
+                res[n]["train_vs_reuse_rounds"], res[n]["infer_vs_reuse_rounds"] = tr, ir
+                print(f"| {r} | {statistics.median(train[n]) / statistics.median(train[r]):.2f}x{spread(tr)} | "
+                      f"{statistics.median(infer[n]) / statistics.median(infer[r]):.2f}x{spread(ir)} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "cpu": cpu, "kernels": rates, "results": res}, f, indent=1)

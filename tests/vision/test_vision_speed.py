@@ -31,14 +31,15 @@ def vision_speed() -> Iterator[ModuleType]:
 
 def test_isolated_bench_raises_the_workers_error_with_the_model_name(vision_speed: ModuleType) -> None:
     with pytest.raises(RuntimeError, match=r"no such model.*KeyError"):
-        vision_speed.IsolatedBench("no such model", 1, False, ("no such model", "resnet34", 1, 64, 96), 300)
+        vision_speed.IsolatedBench("no such model", 1, False, "reuse", ("no such model", "resnet34", 1, 64, 96),
+                                   300)
     assert multiprocessing.active_children() == []  # the worker was reaped
 
 
 def test_isolated_bench_kills_a_worker_that_does_not_answer_in_time(vision_speed: ModuleType) -> None:
     bench = object.__new__(vision_speed.IsolatedBench)
     with pytest.raises(TimeoutError, match="smp Unet: no answer"):
-        bench.__init__("smp Unet", 1, False, ("smp Unet", "resnet34", 1, 64, 96), 0.01)
+        bench.__init__("smp Unet", 1, False, "reuse", ("smp Unet", "resnet34", 1, 64, 96), 0.01)
     assert not bench.proc.is_alive()  # killed, not waited for: it was still starting
     assert multiprocessing.active_children() == []
 
@@ -49,14 +50,18 @@ def test_cli_isolate_times_every_model_in_its_own_process(tmp_path: Path) -> Non
     proc = run_bounded(
         [sys.executable, str(BENCH / "vision_speed.py"), "--isolate", "--models", "smp Unet",
          "UTransformer (fast: gate_stride 8)", "--patch", "64", "--image", "96", "--batch", "1", "--repeats", "2",
-         "--warmup", "1", "--json", str(out)],
+         "--warmup", "1", "--malloc", "both", "--json", str(out)],
         timeout=600, env=env,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "one process per model" in proc.stdout
+    assert "malloc both;" in proc.stdout
     assert "inference 96x96 (s)" in proc.stdout
     res = json.loads(out.read_text())["results"]
-    assert list(res) == ["smp Unet [channels_last]", "UTransformer (fast: gate_stride 8) [channels_last]"]
+    sysm = " [malloc system]"  # each model also timed in a worker with glibc's own malloc settings
+    assert list(res) == ["smp Unet [channels_last]", "smp Unet [channels_last]" + sysm,
+                         "UTransformer (fast: gate_stride 8) [channels_last]",
+                         "UTransformer (fast: gate_stride 8) [channels_last]" + sysm]
     # the workers built the models: the parameter counts are theirs (the UTransformer has its gates and MHSA)
     assert 24.0 < res["smp Unet [channels_last]"]["params_m"] < 24.8
     assert res["UTransformer (fast: gate_stride 8) [channels_last]"]["params_m"] > 25.0
@@ -73,6 +78,15 @@ def test_cli_isolate_times_every_model_in_its_own_process(tmp_path: Path) -> Non
     lo, hi = min(ut["train_ratio_rounds"]), max(ut["train_ratio_rounds"])
     assert f"x ({lo:.2f}-{hi:.2f}) |" in ut_row
     assert ut_row.rstrip().endswith("x |")
+    # the system-malloc rows are compared with the system-malloc baseline, and each with its reuse twin
+    base_sys = res["smp Unet [channels_last]" + sysm]
+    ut_sys = res["UTransformer (fast: gate_stride 8) [channels_last]" + sysm]
+    assert base_sys["train_ratio_rounds"] == [1.0, 1.0]
+    paired = zip(ut_sys["train_step_s"], base_sys["train_step_s"], strict=True)
+    assert ut_sys["train_ratio_rounds"] == pytest.approx([t / t0 for t, t0 in paired])
+    paired = zip(ut_sys["train_step_s"], ut["train_step_s"], strict=True)
+    assert ut_sys["train_vs_reuse_rounds"] == pytest.approx([t / t0 for t, t0 in paired])
+    assert "train step, system / reuse" in proc.stdout
 
 
 def test_round_ratios_pair_each_round_with_the_baselines(vision_speed: ModuleType) -> None:
