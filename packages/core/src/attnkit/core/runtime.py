@@ -8,12 +8,14 @@ gain little from more threads in any case.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import platform
+from typing import TYPE_CHECKING
 
 from attnkit.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import ctypes
 
 __all__ = [
     "MALLOC_ENV",
@@ -101,10 +103,13 @@ def configure_threads(n: int | str | None = None) -> int:
 
 
 def _glibc() -> ctypes.CDLL | None:
+    """glibc, loaded by its soname (``ctypes.util.find_library`` would run ``ldconfig -p`` at every command)."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
+    import ctypes
+
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return ctypes.CDLL("libc.so.6")
     except OSError:
         return None
 
@@ -152,8 +157,8 @@ def configure_allocator(mode: str | None = None) -> bool:
     libc = _glibc()
     if libc is None:
         return False
-    ok = libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(REUSE_MMAP_THRESHOLD))
-    ok &= libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(REUSE_TRIM_THRESHOLD))
+    ok = libc.mallopt(_M_MMAP_THRESHOLD, REUSE_MMAP_THRESHOLD)  # both values fit mallopt's int
+    ok &= libc.mallopt(_M_TRIM_THRESHOLD, REUSE_TRIM_THRESHOLD)
     return bool(ok)
 
 
