@@ -244,3 +244,31 @@ def test_inter_scale_interaction_shares_one_context_and_matches_reference() -> N
                                 [*feats, ref.kv.weight, ref.q.weight])
     for a, b in zip([*out, *g], [*out_ref, *g_ref], strict=True):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_transdae_conv_stem_keeps_the_first_stage_at_stride_4(spatial_dims: int) -> None:
+    torch.manual_seed(0)
+    kw = {**TINY, "spatial_dims": spatial_dims}
+    size = (20, 36, 36) if spatial_dims == 3 else (50, 71)
+    patch, conv = TransDAE(3, 2, **kw), TransDAE(3, 2, **kw, stem="conv")
+    assert isinstance(patch.embeds[0], torch.nn.modules.conv._ConvNd)  # the paper's layout is the default
+    strides = [m.stride for m in conv.embeds[0] if isinstance(m, torch.nn.modules.conv._ConvNd)]
+    assert strides == [(2,) * spatial_dims, (2,) * spatial_dims, (1,) * spatial_dims]
+    x = torch.randn(2, 3, *size)
+    padded = F.pad(x, [p for s in reversed(size) for p in (0, (-s) % patch.stride)])
+    assert [f.shape for f in conv.encode(padded)] == [f.shape for f in patch.encode(padded)]
+    y = conv(x)
+    assert y.shape == (2, 2, *size)
+    y.logsumexp(1).mean().backward()
+    missing = [n for n, p in conv.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+    # fan-out normal like the patch embedding (SegFormer's conv init), BN at 1 / 0
+    first = conv.embeds[0][0]
+    assert float(first.weight.std()) == pytest.approx((2 / (first.weight[0, 0].numel() * first.out_channels)) ** 0.5,
+                                                      rel=0.2)
+    conv.eval()  # zero padding up to the stride changes nothing inside the crop, as with the patch embedding
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), conv(padded)[(slice(None), slice(None), *(slice(0, s) for s in size))])
+    with pytest.raises(ValueError, match=r"stem must be 'patch'.*got 'vit'"):
+        TransDAE(**TINY, stem="vit")  # type: ignore[arg-type]

@@ -388,6 +388,11 @@ class TransDAE(nn.Module):
             stride-4 features: on DRIVE's 1-10 pixel vessels that left the model 0.2-0.6 above a U-Net's
             training loss after 40 steps, and at two seeds of three still predicting background after 100
             (issue #16). ``False``: the paper's layout.
+        stem: how the first stage embeds the input (stride 4). ``"patch"``: one overlapping ``7x7(x7) / 4``
+            convolution, as SegFormer / the paper. ``"conv"``: a convolutional stem (Xiao et al. 2021, "Early
+            convolutions help transformers see better"): ``3x3(x3) / 2 conv -> BN -> ReLU`` to ``dims[0] // 2``
+            channels, another to ``dims[0]``, then a ``1x1(x1)`` projection; Xiao et al. found it made vision
+            transformers train faster and less sensitive to the learning rate and optimiser.
         init: starting weights. ``"segformer"``: the encoder and the skip-path interaction as SegFormer
             initialises MiT (:func:`~attnkit.vision.models.blocks.segformer_init`: truncated-normal 0.02
             linear layers, fan-out normal convolutions) and the convolutional decoder and head as smp
@@ -417,12 +422,16 @@ class TransDAE(nn.Module):
         spatial_dims: int = 2,
         backend: Backend = "auto",
         fine_skips: bool = False,
+        stem: Literal["patch", "conv"] = "patch",
         init: Literal["segformer", "pytorch"] = "segformer",
     ) -> None:
         super().__init__()
         _check_dims(spatial_dims)
         if init not in ("segformer", "pytorch"):
             raise ValueError(f"init must be 'segformer' or 'pytorch', got {init!r}")
+        if stem not in ("patch", "conv"):
+            raise ValueError(f"stem must be 'patch' (the paper's 7x7 / 4 patch embedding) or 'conv' (a convolutional "
+                             f"stem), got {stem!r}")
         n = len(dims)
         for name, seq in (("depths", depths), ("num_heads", num_heads), ("sr_ratios", sr_ratios)):
             if len(seq) != n:
@@ -443,9 +452,18 @@ class TransDAE(nn.Module):
         self.stages = nn.ModuleList()
         self.norms = nn.ModuleList()
         prev = in_channels
+        bn = _BN[spatial_dims]
         for i, d in enumerate(dims):
-            k, s = (7, 4) if i == 0 else (3, 2)
-            self.embeds.append(conv(prev, d, k, stride=s, padding=k // 2))
+            if i == 0 and stem == "conv":
+                h = max(d // 2, 1)
+                self.embeds.append(nn.Sequential(
+                    conv(prev, h, 3, stride=2, padding=1, bias=False), bn(h), nn.ReLU(inplace=True),
+                    conv(h, d, 3, stride=2, padding=1, bias=False), bn(d), nn.ReLU(inplace=True),
+                    conv(d, d, 1),
+                ))
+            else:
+                k, s = (7, 4) if i == 0 else (3, 2)
+                self.embeds.append(conv(prev, d, k, stride=s, padding=k // 2))
             self.embed_norms.append(nn.LayerNorm(d))
             self.stages.append(nn.ModuleList(
                 DualAttentionBlock(d, num_heads[i], sr_ratio=sr_ratios[i], mlp_ratio=mlp_ratio,
@@ -466,7 +484,6 @@ class TransDAE(nn.Module):
         self.decoder = nn.ModuleList(blocks)
         self.expand = nn.ModuleList()
         self.fine_skips = nn.ModuleList()
-        bn = _BN[spatial_dims]
         for i, out_ch in enumerate(decoder_channels[n - 1:]):
             extra = 0
             if fine_skips:  # from the input, at the resolution this stage works at (stride 2, then 1)
