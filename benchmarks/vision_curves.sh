@@ -18,8 +18,10 @@
 # DATASETS ("monuseg isbi2012 drive ph2"), FOLDS (ISBI 2012 folds, "0 1 2 3 4"), BUDGETS ("100 300 1000"),
 # SEEDS ("42 43 44"), EXTRA (more arguments for `attnkit fit`, e.g. "--trainer.accelerator gpu").
 # One GPU holds many of these runs at once: start one instance per model x seed (x fold), each from its own
-# scratch directory with ATTNKIT_NUM_THREADS=1, and concatenate their curves.tsv (docs/benchmarks.md, thirty-second
-# session: 12-20 instances on one H200, a DRIVE curve to 1000 steps in 6-7 minutes).
+# scratch directory with ATTNKIT_NUM_THREADS=1 (docs/benchmarks.md, thirty-second session: 12-20 instances on one
+# H200, a DRIVE curve to 1000 steps in 5.6-7.0 minutes). For the joint table, put their rows under one header in a
+# curves.tsv and run the script there with the sweep's MODELS/DATASETS/FOLDS/BUDGETS/SEEDS: finished pairs are
+# skipped, so it only prints the table (a pair missing from the file would be trained).
 set -euo pipefail
 MODELS=${MODELS:-"unet utransformer transdae msga"}
 DATASETS=${DATASETS:-"monuseg isbi2012 drive ph2"}
