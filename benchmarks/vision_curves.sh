@@ -16,7 +16,11 @@
 # an interrupted sweep continues where it stopped. ATTNKIT names the attnkit command, PYTHON a Python with
 # the standard library (for the table). Environment: MODELS (default "unet utransformer transdae msga"),
 # DATASETS ("monuseg isbi2012 drive ph2"), FOLDS (ISBI 2012 folds, "0 1 2 3 4"), BUDGETS ("100 300 1000"),
-# SEEDS ("42 43 44"), EXTRA (more arguments for `attnkit fit`, e.g. "--trainer.accelerator gpu").
+# SEEDS ("42 43 44"), EXTRA (more arguments for `attnkit fit`, e.g. "--trainer.accelerator gpu"), FRESH ("0").
+# FRESH=1 trains each budget as its own run from random init (in <seed dir>/steps<budget>/) instead of resuming
+# the previous budget's: needed when the learning-rate schedule is shaped by the length of training, e.g.
+# EXTRA="--model.init_args.scheduler attnkit.core.tasks.WarmupCosineLR" (the cosine spans each budget; resumed,
+# the first budget's schedule would already have decayed to its floor). Keep FRESH=1 rows in their own curves.tsv.
 # One GPU holds many of these runs at once: start one instance per model x seed (x fold), each from its own
 # scratch directory with ATTNKIT_NUM_THREADS=1 (docs/benchmarks.md, thirty-second session: 12-20 instances on one
 # H200, a DRIVE curve to 1000 steps in 5.6-7.0 minutes). For the joint table, put their rows under one header in a
@@ -28,9 +32,17 @@ DATASETS=${DATASETS:-"monuseg isbi2012 drive ph2"}
 FOLDS=${FOLDS:-"0 1 2 3 4"}
 BUDGETS=${BUDGETS:-"100 300 1000"}
 SEEDS=${SEEDS:-"42 43 44"}
+FRESH=${FRESH:-0}
 ATTNKIT=${ATTNKIT:-attnkit}
 PYTHON=${PYTHON:-python3}
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
+if [[ "$FRESH" != 0 && "$FRESH" != 1 ]]; then echo "vision_curves.sh: FRESH must be 0 or 1, got '$FRESH'" >&2; exit 2; fi
+read -r -a BUDGET_LIST <<< "$BUDGETS"
+if [[ "$FRESH" == 0 && ${#BUDGET_LIST[@]} -gt 1 && "${EXTRA:-}" == *WarmupCosineLR* ]]; then
+  echo "vision_curves.sh: WarmupCosineLR spans the whole run, so resuming it from one budget to the next would" \
+    "train every budget after the first at its floor rate; set FRESH=1 (each budget its own run)" >&2
+  exit 2
+fi
 RESULTS=$PWD/curves.tsv
 [[ -f "$RESULTS" ]] || printf 'dataset\tfold\tmodel\tseed\tsteps\tdice\n' > "$RESULTS"
 KNOWN=$("$ATTNKIT" configs | awk '{print $1}')
@@ -61,9 +73,10 @@ for ds in $DATASETS; do
       where="$ds"
       if [[ "$fold" != "-" ]]; then fold_args=(--data.fold "$fold"); where="$ds-fold$fold"; fi
       for seed in $SEEDS; do
-        dir="$where/seed$seed"
-        mkdir -p "$dir"
         for steps in $BUDGETS; do
+          dir="$where/seed$seed"
+          if [[ "$FRESH" == 1 ]]; then dir="$dir/steps$steps"; fi
+          mkdir -p "$dir"
           if awk -F'\t' -v d="$ds" -v f="$fold" -v m="$model" -v s="$seed" -v n="$steps" \
               '$1==d && $2==f && $3==m && $4==s && $5==n {found=1} END {exit !found}' "$RESULTS"; then
             continue
