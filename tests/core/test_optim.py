@@ -123,3 +123,33 @@ def test_build_optimization_asks_the_length_only_of_a_schedule_that_needs_it() -
                                  torch.optim.lr_scheduler.ReduceLROnPlateau, "val/loss", total_steps=length)
     assert plateau["lr_scheduler"]["interval"] == "epoch"
     assert asked == [1]  # only the first schedule asked for the length
+
+
+def test_warmup_cosine_warns_when_resumed_into_a_run_of_another_length() -> None:
+    import warnings
+
+    from attnkit.core.tasks import WarmupCosineLR
+
+    def saved_after(steps: int, total: int) -> dict:
+        opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.5)
+        sched = WarmupCosineLR(opt)
+        sched.set_total_steps(total)
+        for _ in range(steps):
+            opt.step()
+            sched.step()
+        return sched.state_dict()
+
+    state = saved_after(10, 10)  # a finished 10-step run: at its floor
+    opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.5)
+    longer = WarmupCosineLR(opt)
+    longer.set_total_steps(30)  # what the task sets for the resumed run, before Lightning restores the state
+    with pytest.warns(UserWarning, match="spans 10 steps but this run trains 30"):
+        longer.load_state_dict(state)
+    assert longer.total_steps == 10 and longer.get_lr()[0] == pytest.approx(0.0)  # the saved cosine is kept
+
+    same = WarmupCosineLR(torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.5))
+    same.set_total_steps(10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an interrupted run resumed with its own length: no warning
+        same.load_state_dict(saved_after(4, 10))
+    assert same.total_steps == 10

@@ -79,6 +79,21 @@ class WarmupCosineLR(LRScheduler):
         for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
             group["lr"] = lr
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a saved schedule; warn when it spans another length than the run it resumes into.
+
+        Lightning restores the checkpoint's state after the task has set this run's length, so a run resumed
+        with another ``max_steps`` / ``max_epochs`` keeps the saved cosine: past its end every step runs at the
+        floor rate.
+        """
+        planned = self.total_steps
+        super().load_state_dict(state_dict)
+        if planned is not None and self.total_steps is not None and planned != self.total_steps:
+            warnings.warn(f"WarmupCosineLR: the checkpoint's cosine spans {self.total_steps} steps but this run "
+                          f"trains {planned}; it keeps the checkpoint's, so steps past {self.total_steps} run at "
+                          f"min_lr_ratio={self.min_lr_ratio} of the peak. Resume with the checkpoint's length, or "
+                          "start a fresh run for a new one", stacklevel=2)
+
     def factor(self, step: int) -> float:
         """Multiplier of the peak rate after ``step`` optimiser steps."""
         if step < self.warmup_steps:
