@@ -46,6 +46,55 @@ def test_warmup_cosine_shape() -> None:
     assert lrs[14] == pytest.approx(0.05) and lrs[15] == pytest.approx(0.05)  # stays at the floor
 
 
+def test_warmup_constant_warms_up_then_keeps_the_peak_and_resumes_to_any_length(tmp_path: Path) -> None:
+    """Per group, linear to each group's peak, then flat; through Lightning it is stepped per optimiser step, and a
+    run resumed to a longer budget continues at the peak (nothing depends on the length of training)."""
+    import lightning.pytorch as pl
+
+    from attnkit.core.tasks import (
+        SequenceClassificationTask,
+        SequenceClassifier,
+        SyntheticSequenceDataModule,
+        WarmupConstantLR,
+    )
+
+    a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+    opt = torch.optim.SGD([{"params": a.parameters(), "lr": 0.4}, {"params": b.parameters(), "lr": 0.04}])
+    sched = WarmupConstantLR(opt, warmup_steps=4)
+    lrs = []
+    for _ in range(7):
+        lrs.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    assert [g[0] for g in lrs] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.4, 0.4, 0.4])
+    assert [g[1] for g in lrs] == pytest.approx([0.01, 0.02, 0.03, 0.04, 0.04, 0.04, 0.04])
+    with pytest.raises(ValueError, match="warmup_steps must be >= 0"):
+        WarmupConstantLR(opt, warmup_steps=-1)
+    flat = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.3)
+    WarmupConstantLR(flat)
+    assert flat.param_groups[0]["lr"] == pytest.approx(0.3)  # no warm-up: the peak from the first step
+
+    seen: list[float] = []
+
+    class Record(pl.Callback):
+        def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
+            seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def run(max_steps: int, ckpt_path: str | None) -> pl.Trainer:
+        task = SequenceClassificationTask(SequenceClassifier(32, 4, embed_dim=16, num_layers=1),
+                                          optimizer=partial(torch.optim.Adam, lr=0.01),
+                                          scheduler=partial(WarmupConstantLR, warmup_steps=4))
+        trainer = pl.Trainer(max_steps=max_steps, limit_val_batches=0, logger=False, enable_progress_bar=False,
+                             enable_model_summary=False, callbacks=[Record()], default_root_dir=tmp_path)
+        trainer.fit(task, SyntheticSequenceDataModule(num_samples=64, batch_size=16), ckpt_path=ckpt_path)
+        return trainer
+
+    first = run(3, None)
+    first.save_checkpoint(tmp_path / "three.ckpt")
+    run(8, str(tmp_path / "three.ckpt"))
+    assert seen == pytest.approx([0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01, 0.01, 0.01])
+
+
 def test_warmup_cosine_rejects_bad_lengths() -> None:
     from attnkit.core.tasks import WarmupCosineLR
 

@@ -255,6 +255,69 @@ def test_msganet_fine_decoder_starts_as_the_paper_and_learns_detail_below_stride
     assert accuracy["paper"] < 0.6 and accuracy["fine"] > 0.95, accuracy
 
 
+def test_msganet_fine_stride_1_starts_as_the_stride_2_model_and_learns_single_pixels() -> None:
+    torch.manual_seed(0)
+    coarse = MSGANet(TINY, channels=16, fine_decoder=True, fine_channels=8).eval()
+    torch.manual_seed(0)
+    fine = MSGANet(TINY, channels=16, fine_decoder=True, fine_channels=8, fine_stride=1).eval()
+    assert coarse.fine1 is None and fine.fine1 is not None
+    missing = fine.load_state_dict(coarse.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("fine1.") for k in missing)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(coarse(x), fine(x))  # zero-initialised full-resolution head
+    target = (x[:, 0] > 0).long()  # a different class at every other pixel: no stride-2 map draws it
+    accuracy = {}
+    for name, model in (("stride 2", coarse), ("stride 1", fine)):
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(40):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model.forward_with_aux(x).logits, target).backward()
+            opt.step()
+        with torch.no_grad():
+            accuracy[name] = (model.forward_with_aux(x).logits.argmax(1) == target).float().mean().item()
+    assert accuracy["stride 2"] < 0.7 and accuracy["stride 1"] > 0.95, accuracy
+    with pytest.raises(ValueError, match="fine_decoder=True"):
+        MSGANet(TINY, fine_stride=1)
+    with pytest.raises(ValueError, match="fine_stride must be"):
+        MSGANet(TINY, fine_decoder=True, fine_stride=4)  # type: ignore[arg-type]
+
+
+def test_msganet_smp_init_scales_its_own_layers_and_keeps_the_encoder_and_the_zero_correction() -> None:
+    kw = {"channels": 16, "fine_decoder": True, "fine_channels": 8}
+    torch.manual_seed(0)
+    smp_init = MSGANet(TINY, init="smp", **kw)
+    torch.manual_seed(0)
+    default = MSGANet(TINY, **kw)
+    enc, enc_default = smp_init.encoder.state_dict(), default.encoder.state_dict()
+    assert all(torch.equal(enc[k], enc_default[k]) for k in enc)  # the encoder is drawn first and left alone
+    body = [smp_init.scales, smp_init.fuse, smp_init.attn, smp_init.refine, smp_init.fine[0]]
+    body_default = [default.scales, default.fuse, default.attn, default.refine, default.fine[0]]
+    convs = [m for part in body for m in part.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
+    convs_default = [m for part in body_default for m in part.modules()
+                     if isinstance(m, torch.nn.modules.conv._ConvNd)]
+    assert len(convs) == len(convs_default) > 20
+    for c, d in zip(convs, convs_default, strict=True):
+        fan_in = torch.nn.init._calculate_fan_in_and_fan_out(c.weight)[0]
+        assert c.weight.abs().max() <= (6 / fan_in) ** 0.5 + 1e-6  # Kaiming-uniform bound, ReLU gain
+        if c.weight.numel() > 500:  # PyTorch's default: 2.45x smaller
+            assert float(d.weight.detach().std()) == pytest.approx(float(c.weight.detach().std()) / 6**0.5, rel=0.2)
+        assert c.bias is None or not c.bias.any()
+    for head in [*smp_init.heads, *smp_init.aux_heads]:
+        fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(head.weight)
+        assert head.weight.abs().max() <= (6 / (fan_in + fan_out)) ** 0.5 + 1e-6  # Xavier-uniform bound
+        assert float(head.weight.detach().std()) > 0.5 * (2 / (fan_in + fan_out)) ** 0.5
+    assert not smp_init.fine[1].weight.any() and not smp_init.fine[1].bias.any()  # starts as the paper's model
+    attn, attn_default = smp_init.attn[0].step1.pam, default.attn[0].step1.pam  # attention projections untouched
+    assert all(torch.equal(a, b) for a, b in zip(attn.parameters(), attn_default.parameters(), strict=True))
+    x = torch.randn(2, 3, 64, 64)
+    assert smp_init(x).shape == (2, 2, 64, 64)
+    assert sorted(smp_init.state_dict()) == sorted(default.state_dict())  # checkpoints load across inits
+    with pytest.raises(ValueError, match="init must be"):
+        MSGANet(TINY, init="xavier")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("dims", [1, 2, 3])
 def test_conv_concat_is_the_convolution_of_the_concatenation(dims: int) -> None:
     """The decoders' split convolution equals conv(cat(parts)): forward and every gradient, in float64 and in

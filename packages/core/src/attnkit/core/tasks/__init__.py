@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from attnkit.core.tasks.base import PredictionWriter, Task, write_table
     from attnkit.core.tasks.batch_norm import PreciseBatchNorm, recalibrate_batch_norm
     from attnkit.core.tasks.clipping import ClipGradients
-    from attnkit.core.tasks.optim import WarmupCosineLR
+    from attnkit.core.tasks.optim import WarmupConstantLR, WarmupCosineLR
     from attnkit.core.tasks.sequence_classification import (
         SequenceClassificationTask,
         SequenceClassifier,
@@ -28,6 +28,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "recalibrate_batch_norm": "attnkit.core.tasks.batch_norm:recalibrate_batch_norm",
     "Task": "attnkit.core.tasks.base:Task",
     "write_table": "attnkit.core.tasks.base:write_table",
+    "WarmupConstantLR": "attnkit.core.tasks.optim:WarmupConstantLR",
     "WarmupCosineLR": "attnkit.core.tasks.optim:WarmupCosineLR",
     "SequenceClassificationTask": "attnkit.core.tasks.sequence_classification:SequenceClassificationTask",
     "SequenceClassifier": "attnkit.core.tasks.sequence_classification:SequenceClassifier",
@@ -43,6 +44,7 @@ __all__ = [
     "SequenceClassifier",
     "SyntheticSequenceDataModule",
     "Task",
+    "WarmupConstantLR",
     "WarmupCosineLR",
     "recalibrate_batch_norm",
     "write_table",

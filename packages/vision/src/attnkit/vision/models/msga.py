@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from attnkit.core import ChannelAttention2d, PositionAttention2d, SpatialSelfAttention2d
 from attnkit.core.attention import Backend
 from attnkit.core.models import configurable
-from attnkit.vision.models.blocks import PReLU, sequential_concat
+from attnkit.vision.models.blocks import PReLU, sequential_concat, smp_decoder_init
 from attnkit.vision.models.encoders import build_encoder
 from attnkit.vision.models.utransformer import check_input_size
 
@@ -40,6 +40,15 @@ class SegmentationOutput(NamedTuple):
 def _cbr(cin: int, cout: int, k: int = 3) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout),
                          PReLU())
+
+
+def _zero_conv(cin: int, cout: int) -> nn.Conv2d:
+    """A 1x1 head that starts at zero: its correction is added to a prediction the model already makes."""
+    head = nn.Conv2d(cin, cout, 1)
+    nn.init.zeros_(head.weight)
+    assert head.bias is not None
+    nn.init.zeros_(head.bias)
+    return head
 
 
 class _EncoderDecoder(nn.Module):
@@ -172,7 +181,21 @@ class MSGANet(nn.Module):
             paper's model. For thin structures: on DRIVE's test vessels even a perfect stride-4 probability
             map, upsampled bilinearly, scores Dice 0.78 (stride 2: 0.91; docs/vision.md).
         fine_channels: width of that stage.
+        fine_stride: ``2`` (default): the fine decoder as above. ``1``: one more stage at full resolution (not in
+            the paper): the stride-2 stage's features, upsampled 2x and concatenated with the input image, are
+            convolved to ``fine_channels // 2`` and a second zero-initialised 1x1 head adds a correction at
+            stride 1. Needs ``fine_decoder=True``. On DRIVE at 100 steps it lowered the training loss but not
+            the test Dice (one seed; docs/vision.md, issue #16), so ``msga-drive`` keeps ``2``.
         backend: attention backend.
+        init: starting weights of everything but the encoder. ``"pytorch"``: PyTorch's layer defaults (attnkit's init
+            before issue #16 asked). ``"smp"``: the convolutions and batch norms of the scale projections, the fusion,
+            the guided attention modules (not their attention projections), the refinements and the fine stage
+            as smp initialises its U-Net decoder, the heads as its segmentation head
+            (:func:`~attnkit.vision.models.blocks.smp_decoder_init`); the fine stage's correction head stays
+            at zero. PyTorch's default draws convolution weights 2.45x smaller, which under Adam is a 2.45x
+            larger step relative to each weight. On DRIVE at 100 steps ``"smp"`` lowered neither the training
+            loss nor the test Dice (three seeds, -0.20 on the mean; docs/vision.md, issue #16), so the default
+            stays ``"pytorch"``.
 
     Shapes:
         ``(B, in_channels, H, W) -> (B, K, H, W)``, ``H`` and ``W`` multiples of 32.
@@ -192,9 +215,19 @@ class MSGANet(nn.Module):
         attention_kv_stride: int = 1,
         fine_decoder: bool = False,
         fine_channels: int = 32,
+        fine_stride: Literal[1, 2] = 2,
         backend: Backend = "auto",
+        init: Literal["pytorch", "smp"] = "pytorch",
     ) -> None:
         super().__init__()
+        if fine_stride not in (1, 2):
+            raise ValueError(f"fine_stride must be 2 (a correction at stride 2) or 1 (and one at full resolution), "
+                             f"got {fine_stride!r}")
+        if fine_stride == 1 and not fine_decoder:
+            raise ValueError("fine_stride=1 adds a stage after the fine decoder's: set fine_decoder=True too")
+        if init not in ("pytorch", "smp"):
+            raise ValueError(f"init must be 'pytorch' (PyTorch's layer defaults) or 'smp' (smp's U-Net decoder "
+                             f"init), got {init!r}")
         self.encoder = build_encoder(encoder_name, in_channels=in_channels, depth=5, weights=encoder_weights)
         all_ch = [int(c) for c in self.encoder.out_channels]  # type: ignore[union-attr]  # strides 1, 2, ..., 32
         enc_ch = all_ch[2:]  # strides 4, 8, 16, 32
@@ -210,12 +243,16 @@ class MSGANet(nn.Module):
         self.aux_heads = nn.ModuleList(nn.Conv2d(channels, num_classes, 1) for _ in enc_ch)
         self.num_classes = num_classes
         self.fine: nn.Sequential | None = None
+        self.fine1: nn.Sequential | None = None
         if fine_decoder:
-            head = nn.Conv2d(fine_channels, num_classes, 1)
-            nn.init.zeros_(head.weight)
-            assert head.bias is not None
-            nn.init.zeros_(head.bias)
-            self.fine = nn.Sequential(_cbr(channels + all_ch[1], fine_channels), head)
+            self.fine = nn.Sequential(_cbr(channels + all_ch[1], fine_channels), _zero_conv(fine_channels, num_classes))
+        if fine_stride == 1:
+            half = max(fine_channels // 2, 1)
+            self.fine1 = nn.Sequential(_cbr(fine_channels + in_channels, half), _zero_conv(half, num_classes))
+        if init == "smp":
+            body = [self.scales, self.fuse, self.attn, self.refine]
+            body += [stage[0] for stage in (self.fine, self.fine1) if stage is not None]
+            smp_decoder_init(nn.ModuleList(body), nn.ModuleList([self.heads, self.aux_heads]))
 
     def forward_with_aux(self, x: Tensor) -> SegmentationOutput:
         """Return the final logits, the deep-supervision logits and the guiding / reconstruction losses."""
@@ -256,7 +293,11 @@ class MSGANet(nn.Module):
             s2 = all_feats[1]
             coarse = F.interpolate(torch.stack(refined).mean(0), size=s2.shape[-2:], mode="bilinear",
                                    align_corners=False)
-            logits = logits + up(sequential_concat(self.fine, [coarse, s2]))
+            f2 = sequential_concat(self.fine[0], [coarse, s2])
+            logits = logits + up(self.fine[1](f2))
+            if self.fine1 is not None:  # and one at full resolution, from those features and the input image
+                f1 = F.interpolate(f2, size=x.shape[-2:], mode="bilinear", align_corners=False)
+                logits = logits + self.fine1[1](sequential_concat(self.fine1[0], [f1, x]))
         if not aux:
             return SegmentationOutput(logits, [], {})
         return SegmentationOutput(logits, [up(p) for p in preds + aux_preds], {"guide": guide, "recon": recon})
