@@ -230,6 +230,18 @@ def test_msganet_attention_kv_stride(position_attention: str) -> None:
     assert out.logits.shape == (2, 2, 64, 64)
 
 
+def _fit_accuracy(model: MSGANet, x: torch.Tensor, target: torch.Tensor, steps: int) -> float:
+    """Pixel accuracy on ``(x, target)`` after ``steps`` Adam steps on its cross-entropy (training outputs)."""
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model.forward_with_aux(x).logits, target).backward()
+        opt.step()
+    with torch.no_grad():
+        return (model.forward_with_aux(x).logits.argmax(1) == target).float().mean().item()
+
+
 def test_msganet_fine_decoder_starts_as_the_paper_and_learns_detail_below_stride_4() -> None:
     torch.manual_seed(0)
     paper = MSGANet(TINY, channels=16).eval()
@@ -242,16 +254,7 @@ def test_msganet_fine_decoder_starts_as_the_paper_and_learns_detail_below_stride
         assert torch.equal(paper(x), fine(x))  # zero-initialised head: the paper's prediction at step 0
     # stripes 2 px wide: a bilinear 4x upsampling of stride-4 logits cannot draw them, stride 2 can
     target = (torch.arange(64) // 2 % 2).expand(2, 64, 64)
-    accuracy = {}
-    for name, model in (("paper", paper), ("fine", fine)):
-        model.train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        for _ in range(60):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model.forward_with_aux(x).logits, target).backward()
-            opt.step()
-        with torch.no_grad():
-            accuracy[name] = (model.forward_with_aux(x).logits.argmax(1) == target).float().mean().item()
+    accuracy = {name: _fit_accuracy(model, x, target, 60) for name, model in (("paper", paper), ("fine", fine))}
     assert accuracy["paper"] < 0.6 and accuracy["fine"] > 0.95, accuracy
 
 
@@ -266,17 +269,8 @@ def test_msganet_fine_stride_1_starts_as_the_stride_2_model_and_learns_single_pi
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(coarse(x), fine(x))  # zero-initialised full-resolution head
-    target = (x[:, 0] > 0).long()  # a different class at every other pixel: no stride-2 map draws it
-    accuracy = {}
-    for name, model in (("stride 2", coarse), ("stride 1", fine)):
-        model.train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        for _ in range(40):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model.forward_with_aux(x).logits, target).backward()
-            opt.step()
-        with torch.no_grad():
-            accuracy[name] = (model.forward_with_aux(x).logits.argmax(1) == target).float().mean().item()
+    target = (x[:, 0] > 0).long()  # a class drawn per pixel by the input: no stride-2 map can draw it
+    accuracy = {name: _fit_accuracy(model, x, target, 40) for name, model in (("stride 2", coarse), ("stride 1", fine))}
     assert accuracy["stride 2"] < 0.7 and accuracy["stride 1"] > 0.95, accuracy
     with pytest.raises(ValueError, match="fine_decoder=True"):
         MSGANet(TINY, fine_stride=1)
