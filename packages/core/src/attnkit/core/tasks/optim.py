@@ -15,7 +15,47 @@ from torch.optim.lr_scheduler import LRScheduler
 __all__ = ["WarmupConstantLR", "WarmupCosineLR", "build_optimization"]
 
 
-class WarmupCosineLR(LRScheduler):
+class WarmupConstantLR(LRScheduler):
+    """Linear warm-up from ``peak / warmup_steps`` to the peak over ``warmup_steps`` optimiser steps, then the peak.
+
+    For a model that needs a gentle start at a rate it then keeps (Adam's first steps, before its second-moment
+    estimates settle, are the largest relative to the weights): the rate does not depend on the length of
+    training, so a run can be resumed to a longer budget and is the same run. ``TransDAE`` on DRIVE trains with
+    20 warm-up steps to AdamW 2e-3 (docs/vision.md, issue #16)::
+
+        scheduler:
+          class_path: attnkit.core.tasks.WarmupConstantLR
+          init_args: {warmup_steps: 20}
+
+    Args:
+        optimizer: the optimiser.
+        warmup_steps: steps of linear warm-up (0: the peak from the first step).
+        last_epoch: index of the last step, when resuming by hand (Lightning restores the state itself).
+
+    Raises:
+        ValueError: ``warmup_steps < 0``.
+
+    :class:`WarmupCosineLR` is this warm-up followed by a cosine instead of the peak.
+    """
+
+    interval = "step"  # read by build_optimization: Lightning steps this scheduler after every optimiser step
+
+    def __init__(self, optimizer: Optimizer, warmup_steps: int = 0, last_epoch: int = -1) -> None:
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        self.warmup_steps = int(warmup_steps)
+        super().__init__(optimizer, last_epoch)
+
+    def factor(self, step: int) -> float:
+        """Multiplier of the peak rate after ``step`` optimiser steps."""
+        return (step + 1) / self.warmup_steps if step < self.warmup_steps else 1.0
+
+    def get_lr(self) -> list[float | Tensor]:  # noqa: D102
+        f = self.factor(max(self.last_epoch, 0))
+        return [base * f for base in self.base_lrs]
+
+
+class WarmupCosineLR(WarmupConstantLR):
     """Linear warm-up, then cosine decay to ``min_lr_ratio`` of the peak at the end of training; per step.
 
     The length of training is whatever the trainer will run (``max_epochs`` / ``max_steps`` / ``limit_train_
@@ -38,27 +78,18 @@ class WarmupCosineLR(LRScheduler):
         ValueError: ``warmup_steps < 0``, ``min_lr_ratio`` outside ``[0, 1]`` or ``total_steps <= warmup_steps``.
     """
 
-    interval = "step"  # read by build_optimization: Lightning steps this scheduler after every optimiser step
-
     def __init__(self, optimizer: Optimizer, warmup_steps: int = 0, total_steps: int | None = None,
                  min_lr_ratio: float = 0.0, last_epoch: int = -1) -> None:
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
         if not 0.0 <= min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
-        self.warmup_steps, self.min_lr_ratio = int(warmup_steps), float(min_lr_ratio)
-        self.total_steps: int | None = None
-        if total_steps is not None:
-            self._check_total(total_steps)
-            self.total_steps = int(total_steps)
-        super().__init__(optimizer, last_epoch)
-
-    def _check_total(self, total_steps: int) -> None:
-        if total_steps <= self.warmup_steps:
+        if total_steps is not None and total_steps <= warmup_steps:
             raise ValueError(
                 f"WarmupCosineLR: training runs {total_steps} steps, not more than warmup_steps="
-                f"{self.warmup_steps}; shorten the warm-up or train longer"
+                f"{warmup_steps}; shorten the warm-up or train longer"
             )
+        self.min_lr_ratio = float(min_lr_ratio)
+        self.total_steps: int | None = None if total_steps is None else int(total_steps)
+        super().__init__(optimizer, warmup_steps, last_epoch)
 
     def set_total_steps(self, total_steps: int | float) -> None:
         """Fix the length of the cosine (called by the task with the trainer's estimated steps).
@@ -96,54 +127,10 @@ class WarmupCosineLR(LRScheduler):
 
     def factor(self, step: int) -> float:
         """Multiplier of the peak rate after ``step`` optimiser steps."""
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        if self.total_steps is None:
-            return 1.0
+        if step < self.warmup_steps or self.total_steps is None:
+            return super().factor(step)
         progress = min(1.0, (step - self.warmup_steps) / (self.total_steps - self.warmup_steps))
         return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    def get_lr(self) -> list[float | Tensor]:  # noqa: D102
-        f = self.factor(max(self.last_epoch, 0))
-        return [base * f for base in self.base_lrs]
-
-
-class WarmupConstantLR(LRScheduler):
-    """Linear warm-up from ``peak / warmup_steps`` to the peak over ``warmup_steps`` optimiser steps, then the peak.
-
-    For a model that needs a gentle start at a rate it then keeps (Adam's first steps, before its second-moment
-    estimates settle, are the largest relative to the weights): the rate does not depend on the length of
-    training, so a run can be resumed to a longer budget and is the same run. ``TransDAE`` on DRIVE trains with
-    20 warm-up steps to AdamW 2e-3 (docs/vision.md, issue #16)::
-
-        scheduler:
-          class_path: attnkit.core.tasks.WarmupConstantLR
-          init_args: {warmup_steps: 20}
-
-    Args:
-        optimizer: the optimiser.
-        warmup_steps: steps of linear warm-up (0: the peak from the first step).
-        last_epoch: index of the last step, when resuming by hand (Lightning restores the state itself).
-
-    Raises:
-        ValueError: ``warmup_steps < 0``.
-    """
-
-    interval = "step"  # read by build_optimization: Lightning steps this scheduler after every optimiser step
-
-    def __init__(self, optimizer: Optimizer, warmup_steps: int = 0, last_epoch: int = -1) -> None:
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
-        self.warmup_steps = int(warmup_steps)
-        super().__init__(optimizer, last_epoch)
-
-    def factor(self, step: int) -> float:
-        """Multiplier of the peak rate after ``step`` optimiser steps."""
-        return (step + 1) / self.warmup_steps if step < self.warmup_steps else 1.0
-
-    def get_lr(self) -> list[float | Tensor]:  # noqa: D102
-        f = self.factor(max(self.last_epoch, 0))
-        return [base * f for base in self.base_lrs]
 
 
 def build_optimization(
