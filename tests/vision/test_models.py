@@ -312,6 +312,30 @@ def test_msganet_smp_init_scales_its_own_layers_and_keeps_the_encoder_and_the_ze
         MSGANet(TINY, init="xavier")  # type: ignore[arg-type]
 
 
+def test_msganet_open_attention_init_starts_every_gate_at_0_95_and_opens_both_steps_in_training() -> None:
+    kw = {"channels": 16, "attention_kv_stride": 2}
+    torch.manual_seed(0)
+    paper = MSGANet(TINY, **kw)
+    torch.manual_seed(0)
+    model = MSGANet(TINY, attention_init="open", **kw)
+    assert sorted(model.state_dict()) == sorted(paper.state_dict())  # checkpoints load across inits
+    fs, ms = torch.randn(2, 16, 16, 16), torch.randn(2, 16, 16, 16)
+    with torch.no_grad():
+        for module in model.attn:
+            out, _, _ = module(fs, ms)
+            torch.testing.assert_close(out, torch.full_like(out, torch.sigmoid(torch.tensor(3.0)).item()))
+        assert paper.attn[0](fs, ms)[0].std() > 0.1  # the paper's start: a map drawn by the init
+    x = torch.randn(2, 3, 64, 64)
+    target = (x[:, 0] > 0).long()
+    _fit_accuracy(model, x, target, 4)  # the second step opens first, then the first (its output feeds the second)
+    with torch.no_grad():
+        a1, _, _ = model.attn[0].step1(model.attn[0].reduce(torch.cat([fs, ms], 1)))
+        out, _, _ = model.attn[0](fs, ms)
+    assert a1.std() > 1e-2 and out.std() > 1e-2
+    with pytest.raises(ValueError, match="attention_init must be"):
+        MSGANet(TINY, attention_init="unet")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("dims", [1, 2, 3])
 def test_conv_concat_is_the_convolution_of_the_concatenation(dims: int) -> None:
     """The decoders' split convolution equals conv(cat(parts)): forward and every gradient, in float64 and in

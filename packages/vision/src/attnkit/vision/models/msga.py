@@ -13,7 +13,7 @@ from attnkit.core.attention import Backend
 from attnkit.core.models import configurable
 from attnkit.vision.models.blocks import PReLU, sequential_concat, smp_decoder_init
 from attnkit.vision.models.encoders import build_encoder
-from attnkit.vision.models.utransformer import check_input_size
+from attnkit.vision.models.utransformer import OPEN_GATE_LOGIT, check_input_size
 
 __all__ = ["GuidedAttentionModule", "MSGANet", "SegmentationOutput"]
 
@@ -88,6 +88,24 @@ class _GuidedStep(nn.Module):
         self.cam = ChannelAttention2d(backend=backend)
         self.pam_out, self.cam_out = _cbr(c, c), _cbr(c, c)
         self.encdec = _EncoderDecoder(c)
+
+    def open_gate(self, logit: float = OPEN_GATE_LOGIT) -> None:
+        """Start the step as a near-constant gate: its output is ``sigmoid(logit)`` everywhere until training moves it.
+
+        The two attention branches' output batch norms get weight 0 and bias 0.5 (so their sum is 1 at every
+        position) and the encoder-decoder's last layer weight 0 and bias ``logit``. Those weights still get
+        gradients: in a module's second step from the first training step on; in its first step once the second
+        step's output varies (until then the first step's output does not reach the prediction).
+        """
+        for branch in (self.pam_out, self.cam_out):
+            bn = branch[1]
+            assert isinstance(bn, nn.BatchNorm2d)
+            nn.init.zeros_(bn.weight)
+            nn.init.constant_(bn.bias, 0.5)
+        last = self.encdec.dec[-1]
+        assert isinstance(last, nn.ConvTranspose2d) and last.bias is not None
+        nn.init.zeros_(last.weight)
+        nn.init.constant_(last.bias, logit)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         sa = self.pam_out(self.pam(self.pam_in(x))) + self.cam_out(self.cam(self.cam_in(x)))
@@ -187,6 +205,11 @@ class MSGANet(nn.Module):
             stride 1. Needs ``fine_decoder=True``. On DRIVE at 100 steps it lowered the training loss but not
             the test Dice (one seed; docs/vision.md, issue #16), so ``msga-drive`` keeps ``2``.
         backend: attention backend.
+        attention_init: ``"paper"`` (default): every guided attention module's output, which multiplies ``F_MS``,
+            starts as whatever PyTorch's default initialisation draws (a random map per position and channel).
+            ``"open"``: every refinement step starts as a near-constant gate (``sigmoid(3) = 0.95`` at every
+            position and channel, as UTransformer's ``attention_init="unet"`` gates), so at the first step each
+            scale predicts from its refined ``F_MS`` and the attention's weighting grows from there.
         init: starting weights of everything but the encoder. ``"pytorch"``: PyTorch's layer defaults (attnkit's init
             before issue #16 asked). ``"smp"``: the convolutions and batch norms of the scale projections, the fusion,
             the guided attention modules (not their attention projections), the refinements and the fine stage
@@ -218,6 +241,7 @@ class MSGANet(nn.Module):
         fine_stride: Literal[1, 2] = 2,
         backend: Backend = "auto",
         init: Literal["pytorch", "smp"] = "pytorch",
+        attention_init: Literal["paper", "open"] = "paper",
     ) -> None:
         super().__init__()
         if fine_stride not in (1, 2):
@@ -225,6 +249,9 @@ class MSGANet(nn.Module):
                              f"got {fine_stride!r}")
         if fine_stride == 1 and not fine_decoder:
             raise ValueError("fine_stride=1 adds a stage after the fine decoder's: set fine_decoder=True too")
+        if attention_init not in ("paper", "open"):
+            raise ValueError(f"attention_init must be 'paper' (PyTorch's default init) or 'open' (every guided "
+                             f"attention step starts as a gate of 0.95), got {attention_init!r}")
         if init not in ("pytorch", "smp"):
             raise ValueError(f"init must be 'pytorch' (PyTorch's layer defaults) or 'smp' (smp's U-Net decoder "
                              f"init), got {init!r}")
@@ -253,6 +280,11 @@ class MSGANet(nn.Module):
             body = [self.scales, self.fuse, self.attn, self.refine]
             body += [stage[0] for stage in (self.fine, self.fine1) if stage is not None]
             smp_decoder_init(nn.ModuleList(body), nn.ModuleList([self.heads, self.aux_heads]))
+        if attention_init == "open":
+            for module in self.attn:
+                assert isinstance(module, GuidedAttentionModule)
+                module.step1.open_gate()
+                module.step2.open_gate()
 
     def forward_with_aux(self, x: Tensor) -> SegmentationOutput:
         """Return the final logits, the deep-supervision logits and the guiding / reconstruction losses."""
