@@ -210,8 +210,9 @@ class MSGANet(nn.Module):
             ``"open"``: every refinement step starts as a near-constant gate (``sigmoid(3) = 0.95`` at every
             position and channel, as UTransformer's ``attention_init="unet"`` gates), so at the first step each
             scale predicts from its refined ``F_MS`` and the attention's weighting grows from there. On DRIVE at
-            100 steps: +1.05 Dice over ``"paper"`` at each of three seeds, training loss at the U-Net's; with a 20-step
-            warm-up to AdamW 2e-3 (``msga-drive``) level with the U-Net (docs/vision.md item 47, issue #16).
+            100 steps: +1.05 Dice over ``"paper"`` on the mean, higher at each of three seeds, training loss at the
+            U-Net's; with a 20-step warm-up to AdamW 2e-3 (``msga-drive``) level with the U-Net (docs/vision.md
+            item 47, issue #16).
         init: starting weights of everything but the encoder. ``"pytorch"``: PyTorch's layer defaults (attnkit's init
             before issue #16 asked). ``"smp"``: the convolutions and batch norms of the scale projections, the fusion,
             the guided attention modules (not their attention projections), the refinements and the fine stage
