@@ -211,8 +211,9 @@ class MSGANet(nn.Module):
             position and channel, as UTransformer's ``attention_init="unet"`` gates), so at the first step each
             scale predicts from its refined ``F_MS`` and the attention's weighting grows from there. On DRIVE at
             100 steps: +1.05 Dice over ``"paper"`` on the mean, higher at each of three seeds, training loss at the
-            U-Net's; with a 20-step warm-up to AdamW 2e-3 (``msga-drive``) level with the U-Net (docs/vision.md
-            item 47, issue #16).
+            U-Net's; with a 20-step warm-up to AdamW 2e-3 (``msga-drive``) level with the packaged U-Net at 100 and
+            300 steps, 0.70 below at 100 steps a U-Net trained with the same warm-up (docs/vision.md items 47 and
+            48, issue #16).
         init: starting weights of everything but the encoder. ``"pytorch"``: PyTorch's layer defaults (attnkit's init
             before issue #16 asked). ``"smp"``: the convolutions and batch norms of the scale projections, the fusion,
             the guided attention modules (not their attention projections), the refinements and the fine stage
