@@ -182,6 +182,51 @@ def test_spatial_self_attention_zero_init_stays_near_identity_under_adam() -> No
     assert scalar < 0.05 < 0.2 < projection
 
 
+@pytest.mark.parametrize("kv_stride", [1, 2])
+def test_spatial_self_attention_branch_norm_sizes_the_branch_by_gamma_alone(kv_stride: int) -> None:
+    torch.manual_seed(0)
+    c = 16
+    block = SpatialSelfAttention2d(c, 2, zero_init=True, branch_norm=True, kv_stride=kv_stride)
+    x = torch.randn(2, c, 4, 6)
+    assert torch.equal(block(x), x)  # still the identity at init
+    with torch.no_grad():
+        block.gamma.fill_(0.05)  # type: ignore[union-attr]
+        per_position = (block(x) - x).norm(dim=1)
+        torch.testing.assert_close(per_position, torch.full_like(per_position, 0.05 * c**0.5), rtol=1e-3, atol=1e-4)
+        # the projections' scale no longer sets the branch's size; without the norm it does
+        plain = SpatialSelfAttention2d(c, 2, zero_init=True, kv_stride=kv_stride)
+        plain.load_state_dict(block.state_dict())
+        before = (plain(x) - x).norm().item()
+        for b in (block, plain):
+            b.attn.out_proj.weight.mul_(10.0)
+            b.attn.out_proj.bias.mul_(10.0)
+        torch.testing.assert_close((block(x) - x).norm(dim=1), per_position, rtol=1e-3, atol=1e-4)
+        assert (plain(x) - x).norm().item() > 5 * before
+    # gradients reach gamma and, through the norm, the projections
+    block.zero_grad()
+    (block(x) - torch.randn_like(x)).square().mean().backward()
+    assert block.gamma is not None and block.gamma.grad is not None and block.gamma.grad.abs().item() > 0
+    assert block.attn.out_proj.weight.grad is not None and block.attn.out_proj.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="branch_norm=True needs zero_init=True"):
+        SpatialSelfAttention2d(c, 2, branch_norm=True)
+    # a state dict without gamma comes from a block whose branch is not normalised: refused, with the fix
+    with pytest.raises(ValueError, match="branch_norm=False"):
+        block.load_state_dict(SpatialSelfAttention2d(c, 2).state_dict())
+
+
+def test_spatial_self_attention_branch_norm_keeps_the_branch_bounded_under_adam() -> None:
+    # under Adam the ReZero scalar alone lets the branch outgrow it (the projections' gain keeps rising); with the
+    # branch normalised its size per position is |gamma| * sqrt(C), and gamma moves by about lr per step
+    torch.manual_seed(0)
+    normed = SpatialSelfAttention2d(128, 4, zero_init=True, branch_norm=True)
+    ratio = _adam_branch_ratio(normed, steps=50)
+    assert normed.gamma is not None
+    g = abs(normed.gamma.item())
+    assert 0 < g <= 1.5 * 50 * 1e-3  # Adam: about the learning rate per step, a little more early on
+    # ||branch|| / ||x|| with x ~ N(0, 1): |gamma| sqrt(C) / sqrt(C) per position
+    assert ratio == pytest.approx(g, rel=0.1)
+
+
 def test_spatial_self_attention_checkpoints_load_across_zero_init() -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 8, 4, 6)

@@ -8,6 +8,7 @@ import segmentation_models_pytorch as smp
 import torch
 
 from attnkit.core import CrossAttentionGate2d, PositionAttention2d, record_backends
+from attnkit.core.models import build_model, model_spec
 from attnkit.vision import MSGANet, UTransformer, build_encoder, load_encoder_weights
 from attnkit.vision.models.utransformer import OPEN_GATE_LOGIT
 
@@ -87,6 +88,28 @@ def test_utransformer_unet_init_is_a_unet_without_attention(train: bool) -> None
     torch.testing.assert_close(model(x), paper(x))
     with pytest.raises(ValueError, match="attention_init"):
         UTransformer(TINY, num_heads=4, decoder_channels=(32, 16, 16, 8, 8), attention_init="zero")  # type: ignore[arg-type]
+
+
+def test_utransformer_branch_norm_reaches_the_bottleneck_and_round_trips_through_its_spec() -> None:
+    torch.manual_seed(0)
+    kw = {"num_heads": 4, "decoder_channels": (32, 16, 16, 8, 8)}
+    model = UTransformer(TINY, branch_norm=True, **kw).eval()
+    assert model.mhsa.branch_norm
+    x = torch.randn(2, 3, 64, 64)
+    plain = UTransformer(TINY, **kw).eval()
+    plain.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model(x), plain(x))  # gamma = 0: both are the U-Net at init
+    with torch.no_grad():
+        model.mhsa.gamma.fill_(0.5)  # type: ignore[union-attr]
+        plain.mhsa.gamma.fill_(0.5)  # type: ignore[union-attr]
+        assert not torch.allclose(model(x), plain(x), atol=1e-4)  # the norm changes the function once gamma moves
+        spec = model_spec(model)
+        assert spec is not None and spec["init_args"]["branch_norm"] is True
+        rebuilt = build_model(spec)
+        rebuilt.load_state_dict(model.state_dict())
+        torch.testing.assert_close(rebuilt.eval()(x), model(x))
+    with pytest.raises(ValueError, match="branch_norm=True needs attention_init='unet'"):
+        UTransformer(TINY, attention_init="paper", branch_norm=True, **kw)
 
 
 def test_utransformer_default_decoder_init_matches_smp_unet_scales() -> None:

@@ -77,6 +77,10 @@ class UTransformer(nn.Module):
             #16. Behind batch norm the forward pass is the same, but Adam's per-element steps are then 2.45x
             larger relative to the weights, i.e. a larger effective learning rate in the decoder; at 100
             steps ``"smp"`` was 2.5-6.2 Dice points ahead in three of four runs (docs/benchmarks.md).
+        branch_norm: layer-normalise the bottleneck self-attention's branch before its scalar
+            (``SpatialSelfAttention2d(branch_norm=True)``, needs ``attention_init="unet"``), so the branch grows
+            only as fast as the scalar. Without it the branch was 1.9-2.6x the bottleneck's norm after 300 steps
+            on PH2 (docs/vision.md item 49).
 
     Shapes:
         ``(B, in_channels, H, W) -> (B, K, H, W)`` logits, ``H`` and ``W`` multiples of ``2**encoder_depth``.
@@ -100,6 +104,7 @@ class UTransformer(nn.Module):
         backend: Backend = "auto",
         attention_init: Literal["unet", "paper"] = "unet",
         decoder_init: Literal["smp", "pytorch"] = "smp",
+        branch_norm: bool = False,
     ) -> None:
         super().__init__()
         if len(decoder_channels) != encoder_depth:
@@ -110,6 +115,9 @@ class UTransformer(nn.Module):
         if decoder_init not in ("smp", "pytorch"):
             raise ValueError(f"decoder_init must be 'smp' or 'pytorch', got {decoder_init!r}")
         unet_init = attention_init == "unet"
+        if branch_norm and not unet_init:
+            raise ValueError("branch_norm=True needs attention_init='unet' (the self-attention's learnable scalar "
+                             "sizes the normalised branch); pass attention_init='unet' or branch_norm=False")
         self.encoder = build_encoder(encoder_name, in_channels=in_channels, depth=encoder_depth,
                                      weights=encoder_weights)
         enc_ch = [int(c) for c in self.encoder.out_channels]  # type: ignore[union-attr]  # input, stride 2, 4, ..., 2**depth
@@ -119,7 +127,7 @@ class UTransformer(nn.Module):
             raise ValueError(f"the encoder's deepest map has {bottleneck} channels, not divisible by "
                              f"num_heads={num_heads}")
         self.mhsa = SpatialSelfAttention2d(bottleneck, num_heads, positional=True, dropout=dropout,
-                                           backend=backend, zero_init=unet_init)
+                                           backend=backend, zero_init=unet_init, branch_norm=branch_norm)
         if gate_stride is not None and (gate_stride < 1 or gate_stride & (gate_stride - 1)):
             raise ValueError(f"gate_stride must be a power of two (or None for full resolution), got {gate_stride}")
         skip_ch = enc_ch[1:-1][::-1]  # deepest skip first; the last stage has no skip
