@@ -190,13 +190,16 @@ class SpatialSelfAttention2d(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1)) if zero_init else None
 
     def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
-        """Loads state dicts with or without ``gamma`` into blocks with or without it, same function."""
+        """Loads state dicts with or without ``gamma`` into blocks with or without it, same function.
+
+        A ``branch_norm`` block refuses one without ``gamma``: its branch was not normalised.
+        """
         key = prefix + "gamma"
-        if self.branch_norm and key not in state_dict and prefix + "attn.out_proj.weight" in state_dict:
-            raise ValueError(f"{prefix or 'the block'}: the state dict has no 'gamma', so it was saved by a "
-                             "SpatialSelfAttention2d without zero_init, whose branch is not normalised; load it "
-                             "into a block built with branch_norm=False")
         if self.gamma is not None and key not in state_dict and prefix + "attn.out_proj.weight" in state_dict:
+            if self.branch_norm:
+                raise ValueError(f"{prefix or 'the block'}: the state dict has no 'gamma', so it was saved by a "
+                                 "SpatialSelfAttention2d without zero_init, whose branch is not normalised; load "
+                                 "it into a block built with branch_norm=False")
             state_dict[key] = torch.ones_like(self.gamma)  # saved without the scalar: the branch was unscaled
         elif self.gamma is None and key in state_dict:
             g = state_dict.pop(key)
