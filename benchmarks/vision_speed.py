@@ -60,6 +60,9 @@ def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
         # the utransformer-isbi2012 config: the stride-4 and stride-2 skips ungated
         "UTransformer (gate_stride 8, gated_skips 2)": lambda: UTransformer(encoder, num_classes=2, num_heads=8,
                                                                             gate_stride=8, gated_skips=2),
+        # the utransformer-monuseg and utransformer-ph2 configs: the bottleneck branch layer-normalised
+        "UTransformer (gate_stride 8, gate_heads 1, branch_norm)": lambda: UTransformer(
+            encoder, num_classes=2, num_heads=8, gate_heads=1, gate_stride=8, branch_norm=True),
         "MSGANet": lambda: MSGANet(encoder, num_classes=2),
         "MSGANet (fast: kv_stride 2)": lambda: MSGANet(encoder, num_classes=2, attention_kv_stride=2),
         "MSGANet (fast: kv_stride 4)": lambda: MSGANet(encoder, num_classes=2, attention_kv_stride=4),
