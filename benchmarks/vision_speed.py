@@ -68,6 +68,8 @@ def builders(encoder: str) -> dict[str, Callable[[], nn.Module]]:
         "MSGANet (fast: kv_stride 4)": lambda: MSGANet(encoder, num_classes=2, attention_kv_stride=4),
         "MSGANet (fast: kv_stride 4, fine_decoder)": lambda: MSGANet(encoder, num_classes=2, attention_kv_stride=4,
                                                                      fine_decoder=True),
+        "MSGANet (fast: kv_stride 8, fine_decoder)": lambda: MSGANet(encoder, num_classes=2, attention_kv_stride=8,
+                                                                     fine_decoder=True),
         "MSGANet (DANet PAM)": lambda: MSGANet(encoder, num_classes=2, position_attention="danet"),
         "TransDAE": lambda: TransDAE(**TRANSDAE),
         "TransDAE (fine_skips)": lambda: TransDAE(**TRANSDAE, fine_skips=True),

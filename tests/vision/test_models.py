@@ -423,6 +423,10 @@ def test_prelu_matches_torch_in_value_and_gradients(num_parameters: int, shape: 
         torch.testing.assert_close(a, b)
     if len(shape) == 4:
         assert got[0].is_contiguous(memory_format=torch.channels_last)
+        # a gradient in the other memory order than the input (the shared slope's fast path needs one order)
+        got = torch.autograd.grad((ours(x) * up.contiguous()).sum(), (x, ours.weight))
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b)
     # and against finite differences, away from the kink
     xs = (torch.rand(2, 3, 4, generator=g, dtype=torch.float64) + 0.1) * torch.tensor([1.0, -1.0]).repeat(6)[:4]
     assert torch.autograd.gradcheck(_PReLUFunction.apply, (xs.requires_grad_(True), w.clone().requires_grad_(True)))
