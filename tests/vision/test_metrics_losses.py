@@ -104,3 +104,24 @@ def test_losses_behave() -> None:
     assert tv(miss, t) > tv(alarm, t)
     with pytest.raises(ValueError, match="unknown loss"):
         SegmentationLoss("bce")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("include_background", [False, True])
+def test_tversky_matches_its_formula_with_ignored_pixels(include_background: bool) -> None:
+    """The batch Tversky loss against its textbook sums (fp = sum p (1 - g), fn = sum (1 - p) g), ignored pixels
+    (-1) left out of both, in value and gradient."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 9, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 3, (2, 9, 7), generator=g)
+    target[0, :3] = -1
+    got = tversky_loss(logits, target, alpha=0.3, beta=0.7, gamma=4 / 3, include_background=include_background)
+    valid = (target != -1).unsqueeze(1).double()
+    p = logits.softmax(1) * valid
+    onehot = F.one_hot(target.clamp_min(0), 3).permute(0, 3, 1, 2).double() * valid
+    if not include_background:
+        p, onehot = p[:, 1:], onehot[:, 1:]
+    tp, fp, fn = ((p * onehot).sum((0, 2, 3)), (p * (1 - onehot)).sum((0, 2, 3)),
+                  ((1 - p) * onehot).sum((0, 2, 3)))
+    want = ((1 - (tp + 1) / (tp + 0.3 * fp + 0.7 * fn + 1)) ** (4 / 3)).mean()
+    torch.testing.assert_close(got.double(), want)
+    torch.testing.assert_close(torch.autograd.grad(got, logits)[0], torch.autograd.grad(want, logits)[0])

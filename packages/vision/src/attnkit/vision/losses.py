@@ -71,8 +71,10 @@ def tversky_loss(logits: Tensor, target: Tensor, *, alpha: float = 0.5, beta: fl
         probs, onehot = probs[:, 1:], onehot[:, 1:]
     dims = (0, 2, 3)
     tp = (probs * onehot).sum(dims)
-    fp = (probs * (1 - onehot)).sum(dims)
-    fn = ((1 - probs) * onehot).sum(dims)  # probs and onehot are 0 at ignored pixels: no fp, no fn there
+    # sum(probs * (1 - onehot)) and sum((1 - probs) * onehot) without their two full-size products; probs and
+    # onehot are 0 at ignored pixels: no fp, no fn there
+    fp = probs.sum(dims) - tp
+    fn = onehot.sum(dims) - tp
     ti = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
     return ((1 - ti) ** gamma).mean()
 
