@@ -423,7 +423,7 @@ def test_prelu_matches_torch_in_value_and_gradients(num_parameters: int, shape: 
         torch.testing.assert_close(a, b)
     if len(shape) == 4:
         assert got[0].is_contiguous(memory_format=torch.channels_last)
-        # a gradient in the other memory order than the input (the shared slope's fast path needs one order)
+        # and a gradient in the other memory order than the input
         got = torch.autograd.grad((ours(x) * up.contiguous()).sum(), (x, ours.weight))
         for a, b in zip(got, want, strict=True):
             torch.testing.assert_close(a, b)
