@@ -21,11 +21,14 @@
 # the previous budget's: needed when the learning-rate schedule is shaped by the length of training, e.g.
 # EXTRA="--model.init_args.scheduler attnkit.core.tasks.WarmupCosineLR" (the cosine spans each budget; resumed,
 # the first budget's schedule would already have decayed to its floor). Keep FRESH=1 rows in their own curves.tsv.
-# One GPU holds many of these runs at once: start one instance per model x seed (x fold), each from its own
-# scratch directory with ATTNKIT_NUM_THREADS=1 (docs/benchmarks.md, thirty-second session: 12-20 instances on one
-# H200, a DRIVE curve to 1000 steps in 5.6-7.0 minutes). For the joint table, put their rows under one header in a
-# curves.tsv and run the script there with the sweep's MODELS/DATASETS/FOLDS/BUDGETS/SEEDS: finished pairs are
-# skipped, so it only prints the table (a pair missing from the file would be trained).
+# JOBS=N (default 1) runs N (dataset, fold, model, seed) pairs at once, each through all its budgets, with its output
+# in <dataset>[-fold<k>]/seed<s>/<config>.log and ATTNKIT_NUM_THREADS = CPUs / N unless set; a failed pair stops
+# only itself and the sweep exits 1 at the end, naming it. One GPU holds many runs at once (docs/benchmarks.md,
+# thirty-second session: 12-20 on one H200 at 1 thread each, a DRIVE curve to 1000 steps in 5.6-7.0 minutes):
+#   JOBS=16 ATTNKIT_NUM_THREADS=1 EXTRA="--trainer.accelerator gpu" DATASETS=isbi2012 bash benchmarks/vision_curves.sh
+# The tables at the end (benchmarks/vision_curves_table.py) give the Dice per dataset x model x budget, then each
+# model minus the U-Net paired by seed (and fold) with its standard error and the seeds at or above: issue #16's
+# question. `python benchmarks/vision_curves_table.py a/curves.tsv b/curves.tsv` joins sweeps run apart.
 set -euo pipefail
 MODELS=${MODELS:-"unet utransformer transdae msga"}
 DATASETS=${DATASETS:-"monuseg isbi2012 drive ph2"}
@@ -33,10 +36,19 @@ FOLDS=${FOLDS:-"0 1 2 3 4"}
 BUDGETS=${BUDGETS:-"100 300 1000"}
 SEEDS=${SEEDS:-"42 43 44"}
 FRESH=${FRESH:-0}
+JOBS=${JOBS:-1}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ATTNKIT=${ATTNKIT:-attnkit}
 PYTHON=${PYTHON:-python3}
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 if [[ "$FRESH" != 0 && "$FRESH" != 1 ]]; then echo "vision_curves.sh: FRESH must be 0 or 1, got '$FRESH'" >&2; exit 2; fi
+if ! [[ "$JOBS" =~ ^[1-9][0-9]*$ ]]; then echo "vision_curves.sh: JOBS must be a whole number >= 1, got '$JOBS'" >&2; exit 2; fi
+if [[ "$JOBS" != 1 && -z "${ATTNKIT_NUM_THREADS:-}" ]]; then
+  # JOBS processes each taking every core would fight over them: give each its share unless the user chose
+  ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+  export ATTNKIT_NUM_THREADS=$(( ncpu / JOBS > 0 ? ncpu / JOBS : 1 ))
+  echo "== JOBS=$JOBS on $ncpu CPUs: ATTNKIT_NUM_THREADS=$ATTNKIT_NUM_THREADS per run (set it to choose)"
+fi
 read -r -a BUDGET_LIST <<< "$BUDGETS"
 if [[ "$FRESH" == 0 && ${#BUDGET_LIST[@]} -gt 1 && "${EXTRA:-}" == *WarmupCosineLR* ]]; then
   echo "vision_curves.sh: WarmupCosineLR spans the whole run, so resuming it from one budget to the next would" \
@@ -63,70 +75,86 @@ sys.exit(f"no test/dice in {sys.argv[1]}/logs/*/metrics.csv")
 PY
 }
 
+# one (dataset, fold, model, seed) pair through every budget, each budget resumed from the previous one's last.ckpt
+run_pair() {
+  local ds=$1 fold=$2 model=$3 seed=$4 cfg="$3-$1" where=$1 dir steps dice
+  local fold_args=()
+  if [[ "$fold" != "-" ]]; then fold_args=(--data.fold "$fold"); where="$ds-fold$fold"; fi
+  for steps in $BUDGETS; do
+    dir="$where/seed$seed"
+    if [[ "$FRESH" == 1 ]]; then dir="$dir/steps$steps"; fi
+    mkdir -p "$dir"
+    if awk -F'\t' -v d="$ds" -v f="$fold" -v m="$model" -v s="$seed" -v n="$steps" \
+        '$1==d && $2==f && $3==m && $4==s && $5==n {found=1} END {exit !found}' "$RESULTS"; then
+      continue
+    fi
+    echo "== $where $cfg seed $seed fit to $steps: $(date -u +%H:%M:%S)"
+    (cd "$dir" && timeout 12h "$ATTNKIT" fit -c "$cfg" "${fold_args[@]}" --seed_everything "$seed" \
+      --ckpt_path last --trainer.max_steps "$steps" --trainer.max_epochs -1 \
+      --trainer.limit_val_batches 0 --checkpoint.every_n_train_steps 10 \
+      --trainer.enable_progress_bar false "${EXTRA_ARGS[@]}")
+    echo "== $where $cfg seed $seed test at $steps: $(date -u +%H:%M:%S)"
+    (cd "$dir" && timeout 2h "$ATTNKIT" test -c "$cfg" "${fold_args[@]}" --seed_everything "$seed" \
+      --ckpt_path last --trainer.enable_progress_bar false "${EXTRA_ARGS[@]}")
+    dice=$(read_dice "$dir/runs/$cfg")
+    # one short line, one append: pairs running side by side (JOBS > 1) do not mix their rows
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$ds" "$fold" "$model" "$seed" "$steps" "$dice" >> "$RESULTS"
+    echo "== $where $cfg seed $seed steps $steps: Dice $dice"
+  done
+}
+
+pairs=()  # "dataset fold model seed"
 for ds in $DATASETS; do
   if [[ "$ds" == isbi2012 ]]; then folds=$FOLDS; else folds="-"; fi
   for fold in $folds; do
     for model in $MODELS; do
-      cfg="$model-$ds"
-      if ! grep -qxF -- "$cfg" <<< "$KNOWN"; then echo "== skip $cfg: no packaged config"; continue; fi
-      fold_args=()
-      where="$ds"
-      if [[ "$fold" != "-" ]]; then fold_args=(--data.fold "$fold"); where="$ds-fold$fold"; fi
-      for seed in $SEEDS; do
-        for steps in $BUDGETS; do
-          dir="$where/seed$seed"
-          if [[ "$FRESH" == 1 ]]; then dir="$dir/steps$steps"; fi
-          mkdir -p "$dir"
-          if awk -F'\t' -v d="$ds" -v f="$fold" -v m="$model" -v s="$seed" -v n="$steps" \
-              '$1==d && $2==f && $3==m && $4==s && $5==n {found=1} END {exit !found}' "$RESULTS"; then
-            continue
-          fi
-          echo "== $where $cfg seed $seed fit to $steps: $(date -u +%H:%M:%S)"
-          (cd "$dir" && timeout 12h "$ATTNKIT" fit -c "$cfg" "${fold_args[@]}" --seed_everything "$seed" \
-            --ckpt_path last --trainer.max_steps "$steps" --trainer.max_epochs -1 \
-            --trainer.limit_val_batches 0 --checkpoint.every_n_train_steps 10 \
-            --trainer.enable_progress_bar false "${EXTRA_ARGS[@]}")
-          echo "== $where $cfg seed $seed test at $steps: $(date -u +%H:%M:%S)"
-          (cd "$dir" && timeout 2h "$ATTNKIT" test -c "$cfg" "${fold_args[@]}" --seed_everything "$seed" \
-            --ckpt_path last --trainer.enable_progress_bar false "${EXTRA_ARGS[@]}")
-          dice=$(read_dice "$dir/runs/$cfg")
-          printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$ds" "$fold" "$model" "$seed" "$steps" "$dice" >> "$RESULTS"
-          echo "== $where $cfg seed $seed steps $steps: Dice $dice"
-        done
-      done
+      if ! grep -qxF -- "$model-$ds" <<< "$KNOWN"; then echo "== skip $model-$ds: no packaged config"; continue; fi
+      for seed in $SEEDS; do pairs+=("$ds $fold $model $seed"); done
     done
   done
 done
 
-# the table: one row per dataset (ISBI 2012: per fold and the mean over folds) and model, one column per
-# budget, mean +- sample std over the seeds (n = number of seeds; fold means are averaged per seed first)
-"$PYTHON" - "$RESULTS" <<'PY'
-import csv, statistics, sys
-from collections import defaultdict
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-budgets = sorted({int(r["steps"]) for r in rows})
-cell = defaultdict(list)  # (dataset label, model, steps) -> per-seed Dice
-per_seed_folds = defaultdict(list)  # (dataset, model, steps, seed) -> Dice per fold
-for r in rows:
-    label = r["dataset"] if r["fold"] == "-" else f"{r['dataset']} fold {r['fold']}"
-    cell[(label, r["model"], int(r["steps"]))].append(float(r["dice"]))
-    if r["fold"] != "-":
-        per_seed_folds[(r["dataset"], r["model"], int(r["steps"]), r["seed"])].append(float(r["dice"]))
-folds_of = defaultdict(set)
-for r in rows:
-    if r["fold"] != "-":
-        folds_of[r["dataset"]].add(r["fold"])
-for (ds, model, steps, _seed), vals in per_seed_folds.items():
-    if len(folds_of[ds]) > 1 and len(vals) == len(folds_of[ds]):
-        cell[(f"{ds} mean of {len(vals)} folds", model, steps)].append(statistics.fmean(vals))
-def fmt(v: list[float]) -> str:
-    if not v:
-        return "--"
-    sd = f" +- {statistics.stdev(v):.2f}" if len(v) > 1 else ""
-    return f"{statistics.fmean(v):.2f}{sd} (n={len(v)})"
-keys = sorted({(label, model) for label, model, _ in cell})
-print("| data | model | " + " | ".join(f"Dice @{b}" for b in budgets) + " |")
-print("|---|---|" + "---|" * len(budgets))
-for label, model in keys:
-    print(f"| {label} | {model} | " + " | ".join(fmt(cell.get((label, model, b), [])) for b in budgets) + " |")
-PY
+if [[ "$JOBS" == 1 ]]; then
+  for pair in "${pairs[@]}"; do
+    read -r ds fold model seed <<< "$pair"
+    run_pair "$ds" "$fold" "$model" "$seed"
+  done
+else
+  # JOBS pairs at a time, each in the background with its output in <dataset>[-fold<k>]/seed<s>/<config>.log; a
+  # pair that fails stops only itself, and the sweep exits non-zero after the tables, naming it. Stopped early
+  # (Ctrl-C, a signal, an error here), it ends every run it started, depth first: `timeout` puts each attnkit in
+  # its own process group, out of reach of the terminal's Ctrl-C.
+  kill_tree() {
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+    kill -TERM "$1" 2>/dev/null || true
+  }
+  STATUS_DIR=$(mktemp -d "$PWD/.vision_curves_status.XXXXXX")
+  trap 'for job in $(jobs -p); do kill_tree "$job"; done; wait; rm -rf "$STATUS_DIR"' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  i=0
+  for pair in "${pairs[@]}"; do
+    read -r ds fold model seed <<< "$pair"
+    where=$ds; if [[ "$fold" != "-" ]]; then where="$ds-fold$fold"; fi
+    log="$where/seed$seed/$model-$ds.log"
+    mkdir -p "$where/seed$seed"
+    while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || true; done
+    echo "== start $where $model-$ds seed $seed: $(date -u +%H:%M:%S), log $log"
+    ( set +e; ( set -e; run_pair "$ds" "$fold" "$model" "$seed" ) >> "$log" 2>&1
+      echo "$? $where $model-$ds seed $seed" > "$STATUS_DIR/$i"
+      echo "== end $where $model-$ds seed $seed: $(date -u +%H:%M:%S), exit status $(cut -d' ' -f1 "$STATUS_DIR/$i")" ) &
+    i=$((i + 1))
+  done
+  wait
+  failed=$(cat "$STATUS_DIR"/* 2>/dev/null | awk '$1 != 0 {$1 = ""; print "  " $0}' || true)
+fi
+
+# the tables: Dice per dataset (ISBI 2012: per fold and the mean over folds) x model x budget, mean +- sample std
+# over the seeds; then each model minus the U-Net paired by seed (benchmarks/vision_curves_table.py)
+"$PYTHON" "$HERE/vision_curves_table.py" "$RESULTS"
+if [[ -n "${failed:-}" ]]; then
+  echo "vision_curves.sh: these pairs failed (see their logs); the budgets they finished are in $RESULTS:" >&2
+  echo "$failed" >&2
+  exit 1
+fi
