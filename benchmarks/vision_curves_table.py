@@ -8,8 +8,8 @@ has no folds) and prints two markdown tables:
 2. each model minus the baseline (the U-Net unless ``--baseline`` says otherwise), **paired by seed** (and fold):
    the mean difference, its standard error over the seeds, and at how many seeds the model is at or above the
    baseline. This is issue #16's question ("at every budget, each attention model reaches at least the U-Net's
-   Dice"), asked the way docs/benchmarks.md reports it: a seed's draw moves both models' Dice (the same patches,
-   the same initial encoder), so the paired difference has far less noise than the difference of the two means.
+   Dice"), asked the way docs/benchmarks.md reports it: a seed fixes both models' training patches (drawn
+   independently of the model), so the paired difference leaves out the spread that the draw puts into both.
 
 For ISBI 2012 a seed enters the "mean of k folds" rows only when it has every fold of the file for that model
 (and, for a difference, for the baseline too), the fold means being taken per seed first.
