@@ -91,42 +91,42 @@ def _label(dataset: str, fold: str) -> str:
     return dataset if fold == "-" else f"{dataset} fold {fold}"
 
 
-def curve_cells(rows: dict[Key, float]) -> dict[tuple[str, str, int], Cell]:
-    """(label, model, steps) -> the Dice of each seed, with ISBI-style fold means as extra labels."""
-    cells: dict[tuple[str, str, int], list[float]] = defaultdict(list)
-    folds_of: dict[str, set[str]] = defaultdict(set)
-    per_seed: dict[tuple[str, str, int, str], dict[str, float]] = defaultdict(dict)
-    for (ds, fold, model, seed, steps), dice in sorted(rows.items()):
-        cells[(_label(ds, fold), model, steps)].append(dice)
+def _folds(rows: dict[Key, float]) -> dict[str, set[str]]:
+    folds: dict[str, set[str]] = defaultdict(set)
+    for ds, fold, *_ in rows:
         if fold != "-":
-            folds_of[ds].add(fold)
-            per_seed[(ds, model, steps, seed)][fold] = dice
+            folds[ds].add(fold)
+    return folds
+
+
+def _cells(values: dict[Key, float], folds_of: dict[str, set[str]]) -> dict[tuple[str, str, int], Cell]:
+    """(label, model, steps) -> one value per seed; a seed with every fold of ``folds_of`` adds its fold mean."""
+    cells: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    per_seed: dict[tuple[str, str, int, str], dict[str, float]] = defaultdict(dict)
+    for (ds, fold, model, seed, steps), v in sorted(values.items()):
+        cells[(_label(ds, fold), model, steps)].append(v)
+        if fold != "-":
+            per_seed[(ds, model, steps, seed)][fold] = v
     for (ds, model, steps, _seed), by_fold in sorted(per_seed.items()):
         if len(folds_of[ds]) > 1 and set(by_fold) == folds_of[ds]:
             cells[(f"{ds} mean of {len(by_fold)} folds", model, steps)].append(statistics.fmean(by_fold.values()))
     return {k: Cell(tuple(v)) for k, v in cells.items()}
+
+
+def curve_cells(rows: dict[Key, float]) -> dict[tuple[str, str, int], Cell]:
+    """(label, model, steps) -> the Dice of each seed, with ISBI-style fold means as extra labels."""
+    return _cells(rows, _folds(rows))
 
 
 def paired_cells(rows: dict[Key, float], baseline: str) -> dict[tuple[str, str, int], Cell]:
-    """(label, model, steps) -> model minus baseline for each seed (and fold) where both were run."""
-    cells: dict[tuple[str, str, int], list[float]] = defaultdict(list)
-    folds_of: dict[str, set[str]] = defaultdict(set)
-    per_seed: dict[tuple[str, str, int, str], dict[str, float]] = defaultdict(dict)
-    for (ds, fold, model, seed, steps), dice in sorted(rows.items()):
-        if fold != "-":
-            folds_of[ds].add(fold)
-        if model == baseline:
-            continue
-        base = rows.get((ds, fold, baseline, seed, steps))
-        if base is None:
-            continue
-        cells[(_label(ds, fold), model, steps)].append(dice - base)
-        if fold != "-":
-            per_seed[(ds, model, steps, seed)][fold] = dice - base
-    for (ds, model, steps, _seed), by_fold in sorted(per_seed.items()):
-        if len(folds_of[ds]) > 1 and set(by_fold) == folds_of[ds]:
-            cells[(f"{ds} mean of {len(by_fold)} folds", model, steps)].append(statistics.fmean(by_fold.values()))
-    return {k: Cell(tuple(v)) for k, v in cells.items()}
+    """(label, model, steps) -> model minus baseline for each seed (and fold) where both were run.
+
+    A seed's fold mean needs every fold of the file for both models.
+    """
+    diffs = {(ds, fold, model, seed, steps): dice - rows[(ds, fold, baseline, seed, steps)]
+             for (ds, fold, model, seed, steps), dice in rows.items()
+             if model != baseline and (ds, fold, baseline, seed, steps) in rows}
+    return _cells(diffs, _folds(rows))
 
 
 def markdown(cells: dict[tuple[str, str, int], Cell], budgets: Sequence[int], paired: bool) -> str:

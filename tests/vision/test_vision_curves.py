@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -155,8 +156,6 @@ def test_parallel_sweep_keeps_going_past_a_failed_pair_and_names_it(sweep: tuple
 
 def test_a_stopped_parallel_sweep_ends_the_runs_it_started(sweep: tuple[Path, dict[str, str]]) -> None:
     work, env = sweep
-    import subprocess
-
     proc = subprocess.Popen(["bash", str(BENCH / "vision_curves.sh")], cwd=work, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**env, "JOBS": "2", "FAKE_SLEEP": "120", "DATASETS": "drive"})
